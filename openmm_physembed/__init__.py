@@ -1,0 +1,50 @@
+"""openmm_physembed: stable, experimentally corrected MACE force fields for organic systems in OpenMM.
+
+Importing the package does no work: every public name below is resolved on first use
+(module ``__getattr__``), so ``import openmm_physembed`` does not load torch, OpenMM or RDKit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # chem
+    "Molecule": "openmm_physembed.chem.molecule",
+    "parameterize": "openmm_physembed.chem.gaff",
+    "build_box": "openmm_physembed.chem.box",
+    "get_bond_typing": "openmm_physembed.chem.bond_typing",
+    # sampling
+    "run_gas_phase_md": "openmm_physembed.sampling.reference_md",
+    "run_liquid_npt": "openmm_physembed.sampling.reference_md",
+    "GasPhaseMDProtocol": "openmm_physembed.sampling.reference_md",
+    "augment_frames": "openmm_physembed.sampling.bond_sampling",
+    "BondSamplingParameters": "openmm_physembed.sampling.bond_sampling",
+    # labelling / training
+    "label_structures": "openmm_physembed.labelling.xtb",
+    "train_mace": "openmm_physembed.training.mace_train",
+    # potentials
+    "add_mace_force": "openmm_physembed.potentials.mace_force",
+    "add_cso_correction": "openmm_physembed.potentials.cso",
+    "CorrectedMACESystem": "openmm_physembed.potentials.corrected",
+    # execution
+    "make_executor": "openmm_physembed.executors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'openmm_physembed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,1 @@
+"""Molecules, GAFF parameters, bond typing and liquid boxes."""

@@ -1,0 +1,64 @@
+"""``physembed`` command line.
+
+Each pipeline stage owns its subcommands in ``<stage>/commands.py`` with a
+``register(subparsers)`` function; this module only assembles them, prints errors as one line
+and exits non-zero. Heavy imports happen inside the command handlers so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import PhysEmbedError
+
+COMMAND_MODULES = (
+    "openmm_physembed.chem.commands",
+    "openmm_physembed.sampling.commands",
+    "openmm_physembed.labelling.commands",
+    "openmm_physembed.training.commands",
+    "openmm_physembed.potentials.commands",
+    "openmm_physembed.properties.commands",
+    "openmm_physembed.stability.commands",
+    "openmm_physembed.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="physembed",
+        description="Stable, experimentally corrected MACE force fields in OpenMM "
+        "(self-adaptive bond-length sampling + top-down CSO correction).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # stage not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 1
+    try:
+        result = args.handler(args)
+    except PhysEmbedError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

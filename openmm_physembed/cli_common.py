@@ -1,0 +1,37 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where independent jobs run")
+    group.add_argument("--workers", type=int, default=None,
+                       help="local worker processes (default: number of CPU cores)")
+    group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                       help="run jobs on a Dask cluster, e.g. tcp://host:8786")
+    group.add_argument("--serial", action="store_true", help="run jobs one by one in this process")
+
+
+def executor_from_args(args: argparse.Namespace):
+    from .executors import make_executor
+
+    return make_executor(dask_scheduler=args.dask_scheduler, max_workers=args.workers, serial=args.serial)
+
+
+def add_molecule_argument(parser: argparse.ArgumentParser, name: str = "molecule") -> None:
+    parser.add_argument(name, help="library name (paracetamol, novec7000, ac-ala3-nhme, ec, emc, dmc, ea, dec, pc), "
+                                   "a SMILES string, or an .sdf/.mol/.mol2/.pdb file")
+    parser.add_argument("--charge", type=int, default=None, help="net charge in e (required for ions)")
+
+
+def molecule_from_args(args: argparse.Namespace, name: str = "molecule"):
+    from .chem.molecule import Molecule
+
+    return Molecule.from_any(getattr(args, name), charge=args.charge)
+
+
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", default=None,
+                        help="GAFF parameter cache (default $PHYSEMBED_CACHE or ~/.cache/openmm_physembed)")

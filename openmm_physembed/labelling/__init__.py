@@ -1,0 +1,1 @@
+"""Labelling structures with energies and forces (GFN2-xTB)."""

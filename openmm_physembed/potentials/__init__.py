@@ -1,0 +1,1 @@
+"""OpenMM forces: MACE as a TorchForce, the intermolecular CSO correction, CorrectedMACESystem."""

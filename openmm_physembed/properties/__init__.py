@@ -1,0 +1,1 @@
+"""Liquid properties: density, a1 fitting, pressure tensor, Green-Kubo viscosity."""

@@ -1,0 +1,1 @@
+"""Reference sampling (GAFF MD) and bond-length augmentation."""

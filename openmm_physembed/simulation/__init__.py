@@ -1,0 +1,1 @@
+"""Running OpenMM simulations: platforms, checkpointed runs, array recorders."""

@@ -1,0 +1,33 @@
+"""Platform choice: CUDA when a GPU is usable, else CPU (Reference for tiny systems)."""
+
+from __future__ import annotations
+
+from ..errors import SimulationError
+
+SMALL_SYSTEM_ATOMS = 200  # below this OpenMM's Reference platform outruns CPU (measured: 48k vs 5k steps/s, 20 atoms)
+
+
+def available_platforms() -> list[str]:
+    import openmm
+
+    return [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+
+
+def choose_platform(name: str | None = None, n_atoms: int | None = None, has_torch_force: bool = False):
+    """The OpenMM Platform to use.
+
+    ``name`` forces a platform (``CUDA``, ``OpenCL``, ``CPU``, ``Reference``); ``None`` picks CUDA
+    if present, otherwise CPU, or Reference for classical systems under 200 atoms.
+    """
+    import openmm
+
+    names = available_platforms()
+    if name:
+        if name not in names:
+            raise SimulationError(f"OpenMM platform {name!r} is not available here; available: {', '.join(names)}")
+        return openmm.Platform.getPlatformByName(name)
+    if "CUDA" in names:
+        return openmm.Platform.getPlatformByName("CUDA")
+    if n_atoms is not None and n_atoms < SMALL_SYSTEM_ATOMS and not has_torch_force:
+        return openmm.Platform.getPlatformByName("Reference")
+    return openmm.Platform.getPlatformByName("CPU" if "CPU" in names else "Reference")

@@ -1,0 +1,222 @@
+"""Checkpointed, resumable OpenMM runs that record arrays.
+
+``run_checkpointed`` advances a Simulation to a target step count, saving a binary checkpoint
+(positions, velocities, box, integrator RNG) and the recorded arrays at most every
+``checkpoint_interval_s`` seconds. Restarted with the same directory it resumes from the last
+checkpoint and returns exactly what an uninterrupted run returns; nothing already written is
+recomputed. Records are plain ``.npz`` chunks, written before the checkpoint that covers them,
+so a run killed at any instant leaves a consistent directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..errors import SimulationError
+from ..io import read_json, save_npz, write_json
+
+CHECKPOINT_FILE = "checkpoint.npz"
+Sampler = Callable[[object, object], Mapping[str, np.ndarray]]
+
+
+class ArrayRecorder:
+    """OpenMM reporter that keeps ``sample(simulation, state)`` every ``interval`` steps.
+
+    ``include`` lists what the State must contain (``positions``, ``velocities``, ``forces``,
+    ``energy``, ``parameterDerivatives``), as in OpenMM's reporter protocol.
+    """
+
+    def __init__(self, name: str, interval: int, sample: Sampler, include: tuple[str, ...] = ("positions",),
+                 enforce_periodic_box: bool | None = False):
+        if interval < 1:
+            raise ValueError("recording interval must be >= 1 step")
+        self.name = name
+        self.interval = int(interval)
+        self.sample = sample
+        self.include = list(include)
+        self.enforce_periodic_box = enforce_periodic_box
+        self.steps: list[int] = []
+        self.buffer: dict[str, list[np.ndarray]] = {}
+
+    def describeNextReport(self, simulation):  # noqa: N802 - OpenMM's protocol
+        steps = self.interval - simulation.currentStep % self.interval
+        return {"steps": steps, "periodic": self.enforce_periodic_box, "include": self.include}
+
+    def report(self, simulation, state):
+        self.steps.append(int(simulation.currentStep))
+        for key, value in self.sample(simulation, state).items():
+            self.buffer.setdefault(key, []).append(np.asarray(value))
+
+    def pop(self) -> dict[str, np.ndarray]:
+        out = {key: np.stack(values) for key, values in self.buffer.items()}
+        out["step"] = np.asarray(self.steps, dtype=np.int64)
+        self.steps, self.buffer = [], {}
+        return out
+
+
+def positions_sampler(simulation, state) -> dict[str, np.ndarray]:
+    return {"positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32)}
+
+
+def fingerprint(settings: Mapping) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_checkpointed(
+    simulation,
+    n_steps: int,
+    directory: str | Path,
+    recorders: list[ArrayRecorder] = (),
+    settings: Mapping | None = None,
+    checkpoint_interval_s: float = 60.0,
+    block_steps: int = 1000,
+    progress: str | None = None,
+    on_block: Callable[[object], bool] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run ``simulation`` until ``n_steps`` total steps, resumably.
+
+    Parameters
+    ----------
+    simulation
+        An ``openmm.app.Simulation`` whose context already holds the starting state. If the
+        directory holds a checkpoint, that state replaces it.
+    directory
+        Where ``checkpoint.npz``, ``run.json`` and ``records/`` live.
+    settings
+        What defines the run (protocol, system); a restart with other settings is refused.
+    on_block
+        Called after every block with the simulation; returning True stops the run early
+        (after a final checkpoint).
+    progress
+        tqdm description, or None for no progress bar.
+
+    Returns
+    -------
+    ``{recorder name: {field: array stacked over all records, 'step': steps}}``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta_path = directory / "run.json"
+    fp = fingerprint(dict(settings or {}))
+    if meta_path.is_file():
+        meta = read_json(meta_path)
+        if meta.get("fingerprint") != fp:
+            raise SimulationError(
+                f"{directory} holds a run with different settings; choose a new output directory "
+                "or delete it to start over"
+            )
+        _restore(simulation, directory)
+    write_json(meta_path, {"fingerprint": fp, "n_steps": int(n_steps), "settings": dict(settings or {})})
+    done = int(simulation.currentStep)
+    _discard_records_after(directory, done, recorders)
+    for recorder in recorders:
+        simulation.reporters.append(recorder)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_steps, initial=min(done, n_steps), desc=progress, unit="step", dynamic_ncols=True,
+                   mininterval=1.0)
+    last_save = time.monotonic()
+    stopped = False
+    try:
+        while simulation.currentStep < n_steps and not stopped:
+            step_now = int(simulation.currentStep)
+            todo = min(block_steps, n_steps - step_now)
+            simulation.step(todo)
+            if bar is not None:
+                bar.update(todo)
+            if on_block is not None and on_block(simulation):
+                stopped = True
+            if time.monotonic() - last_save >= checkpoint_interval_s:
+                _save(simulation, directory, recorders)
+                last_save = time.monotonic()
+        _save(simulation, directory, recorders)
+        if stopped:
+            write_json(meta_path, {**read_json(meta_path), "stopped_early_at": int(simulation.currentStep)})
+    finally:
+        if bar is not None:
+            bar.close()
+        for recorder in recorders:
+            if recorder in simulation.reporters:
+                simulation.reporters.remove(recorder)
+    return {recorder.name: load_records(directory, recorder.name) for recorder in recorders}
+
+
+def is_complete(directory: str | Path) -> bool:
+    """True when ``run_checkpointed`` finished (or was stopped by ``on_block``) in ``directory``."""
+    meta_path = Path(directory) / "run.json"
+    if not meta_path.is_file() or not (Path(directory) / CHECKPOINT_FILE).is_file():
+        return False
+    meta = read_json(meta_path)
+    step = _checkpoint_step(Path(directory))
+    return "stopped_early_at" in meta or step >= meta["n_steps"]
+
+
+def load_records(directory: str | Path, name: str) -> dict[str, np.ndarray]:
+    """All records of one recorder, concatenated in step order."""
+    files = sorted((Path(directory) / "records" / name).glob("*.npz"))
+    parts = [dict(np.load(f)) for f in files]
+    parts = [p for p in parts if len(p.get("step", [])) > 0]
+    if not parts:
+        return {"step": np.zeros(0, dtype=np.int64)}
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _save(simulation, directory: Path, recorders) -> None:
+    step = int(simulation.currentStep)
+    for recorder in recorders:
+        chunk = recorder.pop()
+        if len(chunk["step"]):
+            save_npz(directory / "records" / recorder.name / f"{step:014d}.npz", **chunk)
+    # One file, renamed into place: the binary checkpoint (exact continuation, RNG included)
+    # and a portable XML state (binary checkpoints only load on the same platform and hardware).
+    state_xml = _state_xml(simulation)
+    save_npz(
+        directory / CHECKPOINT_FILE,
+        checkpoint=np.frombuffer(simulation.context.createCheckpoint(), dtype=np.uint8),
+        state_xml=np.array(state_xml),
+        step=np.array(step),
+    )
+
+
+def _state_xml(simulation) -> str:
+    import openmm
+
+    state = simulation.context.getState(positions=True, velocities=True, parameters=True,
+                                        integratorParameters=True)
+    return openmm.XmlSerializer.serialize(state)
+
+
+def _checkpoint_step(directory: Path) -> int:
+    path = directory / CHECKPOINT_FILE
+    return int(np.load(path)["step"]) if path.is_file() else 0
+
+
+def _restore(simulation, directory: Path) -> None:
+    import openmm
+
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
+        return
+    saved = np.load(path)
+    try:
+        simulation.context.loadCheckpoint(saved["checkpoint"].tobytes())
+    except Exception:  # noqa: BLE001 - another platform or GPU: continue from the portable state
+        simulation.context.setState(openmm.XmlSerializer.deserialize(str(saved["state_xml"])))
+    simulation.currentStep = int(saved["step"])
+    simulation.context.setStepCount(simulation.currentStep)
+
+
+def _discard_records_after(directory: Path, step: int, recorders) -> None:
+    for recorder in recorders:
+        for path in (directory / "records" / recorder.name).glob("*.npz"):
+            if int(path.stem) > step:
+                path.unlink()

@@ -1,0 +1,33 @@
+"""Building an OpenMM Simulation with the project's defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .platforms import choose_platform
+
+
+def langevin_integrator(temperature_K: float, friction_per_ps: float, timestep_fs: float, seed: int):
+    import openmm
+
+    integrator = openmm.LangevinMiddleIntegrator(temperature_K, friction_per_ps, timestep_fs * 1e-3)
+    integrator.setRandomNumberSeed(int(seed))
+    return integrator
+
+
+def make_simulation(system, topology, positions_nm, integrator, platform: str | None = None,
+                    box_vectors_nm=None, properties: dict | None = None):
+    """An ``app.Simulation`` on the chosen platform with positions (nm) set."""
+    from openmm import app
+
+    has_torch = any(f.__class__.__name__ == "TorchForce" for f in system.getForces())
+    chosen = choose_platform(platform, system.getNumParticles(), has_torch)
+    simulation = app.Simulation(topology, system, integrator, chosen, properties or {})
+    if box_vectors_nm is not None:
+        simulation.context.setPeriodicBoxVectors(*np.asarray(box_vectors_nm, dtype=float))
+    simulation.context.setPositions(np.asarray(positions_nm, dtype=float))
+    return simulation
+
+
+def potential_energy_kj_mol(simulation) -> float:
+    return simulation.context.getState(getEnergy=True).getPotentialEnergy()._value

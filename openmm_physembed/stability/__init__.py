@@ -1,0 +1,1 @@
+"""The MD stability benchmark of bond-length sampling."""

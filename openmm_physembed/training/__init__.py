@@ -1,0 +1,1 @@
+"""Training MACE models with mace-torch's own training code."""
