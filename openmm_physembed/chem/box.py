@@ -147,11 +147,13 @@ def build_box(
     force_field: str = "gaff",
     charge_method: str = "bcc",
     cache_dir: str | Path | None = None,
+    packmol_loops: int | None = None,
 ) -> LiquidBox:
     """Pack a cubic liquid box.
 
     Give either ``counts`` or (``mass_fractions`` and ``n_molecules``), and either
-    ``density_g_cm3`` or ``box_edge_nm``.
+    ``density_g_cm3`` or ``box_edge_nm``. ``packmol_loops`` caps packmol's optimisation loops
+    (its ``nloop``; default packmol's own), which bounds how long a hopeless packing takes to fail.
     """
     molecules = tuple(molecules)
     if counts is None:
@@ -180,7 +182,7 @@ def build_box(
             raise BoxError(f"{molecule.name} ({extent:.2f} nm long) does not fit in a {box_edge_nm:.3f} nm box")
 
     parameters = tuple(parameterize(m, force_field, charge_method, cache_dir) for m in molecules)
-    positions = _packmol(molecules, counts, box_edge_nm, seed, tolerance_angstrom)
+    positions = _packmol(molecules, counts, box_edge_nm, seed, tolerance_angstrom, packmol_loops)
     structure = _combine(molecules, counts, parameters, positions, box_edge_nm)
     return LiquidBox(molecules, counts, parameters, positions, float(box_edge_nm), structure)
 
@@ -199,13 +201,15 @@ def residue_names(molecules: Sequence[Molecule]) -> list[str]:
     return names
 
 
-def _packmol(molecules, counts, edge_nm: float, seed: int, tolerance: float) -> np.ndarray:
+def _packmol(molecules, counts, edge_nm: float, seed: int, tolerance: float, loops: int | None) -> np.ndarray:
     edge = edge_nm * 10.0
     # Keep atoms half a tolerance from the faces so periodic images are not packed too close.
     lo, hi = tolerance / 2.0, edge - tolerance / 2.0
     work = Path(tempfile.mkdtemp(prefix="physembed_packmol_"))
     try:
         lines = [f"tolerance {tolerance}", "filetype xyz", "output box.xyz", f"seed {seed}", "movebadrandom"]
+        if loops:
+            lines.append(f"nloop {int(loops)}")
         for index, (molecule, count) in enumerate(zip(molecules, counts)):
             if count == 0:
                 continue

@@ -24,6 +24,8 @@ from .amber_tools import amber_parm_dir, run_amber
 from .molecule import Molecule
 
 FORCE_FIELDS = {"gaff": ("gaff", "gaff.dat", "leaprc.gaff"), "gaff2": ("gaff2", "gaff2.dat", "leaprc.gaff2")}
+# Bumped whenever the pipeline's output changes, so stale cache entries are not reused.
+PIPELINE_VERSION = 2
 CHARGE_METHODS = {"bcc": "bcc", "am1bcc": "bcc", "am1-bcc": "bcc", "gasteiger": "gas", "gas": "gas"}
 
 
@@ -133,7 +135,7 @@ def parameterize(
     if method is None:
         raise GAFFError(f"unknown charge method {charge_method!r}; choose bcc or gasteiger")
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{molecule.name}-{molecule.identity_hash()}-{force_field}-{method}"
+    key = f"{molecule.name}-{molecule.identity_hash()}-{force_field}-{method}-v{PIPELINE_VERSION}"
     target = cache_root / "gaff" / key
     if not (target / "parameters.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,7 @@ def _run_antechamber_pipeline(molecule: Molecule, ff: str, method: str, work: Pa
     )
     if not (work / "molecule.mol2").is_file():
         raise GAFFError(f"antechamber wrote no mol2 for {what}")
+    _neutralize_rounding(work / "molecule.mol2", molecule.charge)
     run_amber(
         "parmchk2", ["-i", "molecule.mol2", "-f", "mol2", "-o", "molecule.frcmod", "-s", ff],
         work, what, timeout_s=timeout_s,
@@ -180,6 +183,22 @@ def _run_antechamber_pipeline(molecule: Molecule, ff: str, method: str, work: Pa
         (work / scratch_name).unlink(missing_ok=True)
     for extra in work.glob("ANTECHAMBER*"):
         extra.unlink()
+
+
+def _neutralize_rounding(mol2: Path, net_charge: int) -> None:
+    """Spread antechamber's rounding residual (up to ~1e-3 e) evenly so charges sum to the net charge.
+
+    A non-integer total charge would otherwise become a neutralising background under PME.
+    """
+    lines = mol2.read_text().splitlines()
+    start = lines.index("@<TRIPOS>ATOM") + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("@<TRIPOS>"))
+    charges = np.array([float(line.split()[8]) for line in lines[start:end]])
+    shifted = charges - (charges.sum() - net_charge) / len(charges)
+    for index, charge in zip(range(start, end), shifted):
+        fields = lines[index].rsplit(None, 1)
+        lines[index] = f"{fields[0]} {charge:10.6f}"
+    mol2.write_text("\n".join(lines) + "\n")
 
 
 def _write_summary(molecule: Molecule, ff: str, method: str, work: Path) -> None:
