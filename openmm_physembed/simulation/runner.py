@@ -130,7 +130,15 @@ def run_checkpointed(
         while simulation.currentStep < n_steps and not stopped:
             step_now = int(simulation.currentStep)
             todo = min(block_steps, n_steps - step_now)
-            simulation.step(todo)
+            try:
+                simulation.step(todo)
+            except Exception as exc:  # OpenMMException and NaN/overflow errors from force plugins
+                if type(exc).__name__ not in ("OpenMMException", "RuntimeError"):
+                    raise
+                raise SimulationError(
+                    f"MD in {directory} stopped between steps {step_now} and {step_now + todo}: {exc}. "
+                    f"The last checkpoint is kept; fix the cause and rerun to continue"
+                ) from exc
             if bar is not None:
                 bar.update(todo)
             if on_block is not None and on_block(simulation):

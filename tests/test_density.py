@@ -1,0 +1,134 @@
+"""NPT density, the fluctuation derivative, MBAR reweighting and the a1 fits, on toy argon."""
+
+import numpy as np
+import pytest
+
+from openmm_physembed.errors import PropertyError
+from openmm_physembed.properties.a1_fit import (
+    fit_a1_reweighting,
+    pooled_samples,
+    scan_a1,
+    solve_linear_fit,
+    weighted_linear_fit,
+)
+from openmm_physembed.properties.density import NPTProtocol, run_npt
+from openmm_physembed.properties.density_estimators import fluctuation_derivative, mbar_predict, production_window
+from openmm_physembed.properties.estimates import Estimate
+from openmm_physembed.properties.tasks import LiquidSetup
+from openmm_physembed.properties.toy_liquids import argon_with_attraction
+
+PROTOCOL = NPTProtocol(temperature_K=85.0, n_steps=30_000, timestep_fs=5.0, report_interval=20,
+                       average_last_ps=120.0, platform="CPU")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    system, topology, positions = argon_with_attraction()
+    return LiquidSetup.from_system(system, topology, positions, label="argon")
+
+
+@pytest.fixture(scope="module")
+def scan(setup, tmp_path_factory):
+    """The published scan at three a1 values; its runs serve the other tests too."""
+    return scan_a1(setup, [0.0, 0.1, 0.2], target_density_g_cm3=1.45,
+                   out_dir=tmp_path_factory.mktemp("scan"), protocol=PROTOCOL)
+
+
+def test_density_is_liquid_argon_and_increases_with_a1(scan):
+    densities = [run.density for run in scan.runs]
+    assert 1.30 < densities[0].value < 1.50  # liquid argon near its triple point: 1.41 g/cm3
+    assert all(0 < d.stderr < 0.02 for d in densities)
+    assert densities[0].value < densities[1].value < densities[2].value
+    assert scan.n_simulations == 3 and scan.simulated_ps == pytest.approx(3 * 150.0)
+
+
+def test_fluctuation_derivative_matches_finite_difference(scan):
+    low, high = scan.runs[0], scan.runs[2]
+    finite_difference = (high.density.value - low.density.value) / 0.2
+    fd_err = np.hypot(high.density.stderr, low.density.stderr) / 0.2
+    # The response is nearly linear: the mean of the end-point derivatives estimates the chord slope.
+    d_low, d_high = low.density_derivative("a1"), high.density_derivative("a1")
+    fluct = 0.5 * (d_low.value + d_high.value)
+    fluct_err = 0.5 * np.hypot(d_low.stderr, d_high.stderr)
+    assert fluct > 0 and finite_difference > 0
+    assert abs(fluct - finite_difference) < 3 * np.hypot(fd_err, fluct_err)
+
+
+def test_mbar_predicts_an_unsampled_a1(scan):
+    low, middle, high = scan.runs
+    prediction = mbar_predict(pooled_samples([low, high]), [0.1], unit="g/cm3")[0]
+    assert prediction.effective_samples > 10
+    error = np.hypot(prediction.observable.stderr, middle.density.stderr)
+    assert abs(prediction.observable.value - middle.density.value) < 3 * error
+    # At a sampled state, reweighting must reproduce that run's own production mean closely.
+    at_low = mbar_predict(pooled_samples([low, high]), [0.0])[0]
+    assert abs(at_low.observable.value - low.density.value) < 3 * low.density.stderr
+
+
+def test_scan_fit_brackets_its_own_runs(scan):
+    assert scan.linear_fit.slope.value > 0
+    assert 0.0 < scan.a1.value < 0.3 and scan.a1.stderr > 0
+
+
+def test_scan_solves_a_synthetic_linear_response():
+    rng = np.random.default_rng(3)
+    a1 = np.linspace(0.0, 1.5, 6)
+    true_slope, true_intercept, target = 0.062, 0.985, 1.006
+    data = [Estimate(true_intercept + true_slope * a + rng.normal(0, 0.001), 0.001, 50, "g/cm3") for a in a1]
+    fit = weighted_linear_fit(a1, data)
+    solution = solve_linear_fit(fit, target)
+    truth = (target - true_intercept) / true_slope
+    assert abs(solution.value - truth) < 3 * solution.stderr
+    assert solution.stderr < 0.05
+    with pytest.raises(PropertyError, match="two or more"):
+        weighted_linear_fit([0.5, 0.5], data[:2])
+
+
+def test_fluctuation_derivative_of_a_known_gaussian_model():
+    """A(x) = c + s x and dU/dlambda = -x with x ~ N(0, sigma^2): d<A>/dlambda = beta s sigma^2."""
+    rng = np.random.default_rng(7)
+    temperature = 300.0
+    beta = 1.0 / (0.00831446261815324 * temperature)
+    x = rng.normal(0.0, 2.0, 20_000)
+    estimate = fluctuation_derivative(1.0 + 0.01 * x, -x, temperature)
+    assert estimate.value == pytest.approx(beta * 0.01 * 4.0, rel=5 * estimate.stderr / estimate.value)
+
+
+def test_production_window_and_bad_series():
+    rng = np.random.default_rng(1)
+    series = np.concatenate([np.linspace(0.8, 1.0, 200), 1.0 + 0.01 * rng.normal(size=800)])
+    window = production_window(series, window_start=500)
+    assert window.start >= 500 and window.equilibrated
+    with pytest.raises(PropertyError, match="NaN"):
+        production_window(np.array([1.0] * 20 + [np.nan]))
+
+
+def test_rerun_reloads_finished_npt(scan, setup, monkeypatch):
+    from openmm.app import Simulation
+
+    def no_steps(self, steps):
+        raise AssertionError("finished NPT ran again")
+
+    monkeypatch.setattr(Simulation, "step", no_steps)
+    first = scan.runs[0]
+    again = run_npt(setup.system(), setup.topology, setup.positions_nm, first.directory, PROTOCOL,
+                    box_vectors_nm=setup.box_vectors_nm, parameters={"a1": 0.0}, progress=False)
+    assert again.density == first.density
+
+
+def test_npt_refuses_non_periodic_systems(tmp_path):
+    import openmm
+
+    system = openmm.System()
+    system.addParticle(1.0)
+    with pytest.raises(PropertyError, match="periodic"):
+        run_npt(system, None, np.zeros((1, 3)), tmp_path, PROTOCOL)
+
+
+@pytest.mark.slow
+def test_reweighting_fit_reaches_target_with_few_simulations(setup, tmp_path):
+    result = fit_a1_reweighting(setup, 1.45, tmp_path, a1_initial=0.0, protocol=PROTOCOL,
+                                min_effective_samples=30, tolerance_g_cm3=0.004)
+    assert abs(result.final_density.value - 1.45) < 0.004 + 2 * result.final_density.stderr
+    assert result.n_simulations <= 5
+    assert 0.02 < result.a1.value < 0.2
