@@ -24,7 +24,8 @@ _EXPORTS = {
     "augment_frames": "openmm_physembed.sampling.bond_sampling",
     "BondSamplingParameters": "openmm_physembed.sampling.bond_sampling",
     # labelling / training
-    "label_structures": "openmm_physembed.labelling.xtb",
+    "label_structures": "openmm_physembed.labelling.dataset",
+    "compute_e0s": "openmm_physembed.labelling.xtb",
     "train_mace": "openmm_physembed.training.mace_train",
     # potentials
     "add_mace_force": "openmm_physembed.potentials.mace_force",

@@ -1,0 +1,363 @@
+"""Label a set of structures with GFN2-xTB: resumable, parallel, never half-written.
+
+Files written for ``out_path = DIR/NAME.extxyz``:
+
+- ``DIR/NAME.extxyz``: every structure that converged, in input order, with every input
+  ``info``/``arrays`` key kept plus ``REF_energy`` (eV, info), ``REF_forces`` (eV/Angstrom,
+  arrays), ``total_charge``, ``multiplicity``, ``xtb_method``, ``xtb_electronic_temperature_K``
+  (the temperature that converged) and ``source_index`` (position in the input).
+- ``DIR/NAME.e0s.json``: isolated-atom energies (eV) for every element present, same settings.
+- ``DIR/NAME.isolated_atoms.extxyz``: the same E0s as one-atom configurations with
+  ``config_type="IsolatedAtom"`` and ``REF_energy`` (what mace-torch reads when E0s come
+  from the data); kept out of the training file so that a train/validation split never moves
+  them.
+- ``DIR/NAME.skipped.json``: structures whose SCF did not converge at any temperature, with
+  the reason; always written (an empty list means none).
+
+Per-structure results are cached in ``work_dir`` (default ``DIR/.NAME.labelling``) under a
+hash of the structure and the settings, as each finishes: a rerun of an interrupted run
+computes only what is missing. Output files are written once, at the end, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import Executor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import LabellingError
+from ..io import atomic_path, read_extxyz, read_json, write_extxyz, write_json
+from .xtb import (
+    METHOD,
+    SCFNotConverged,
+    XTBSettings,
+    check_elements,
+    check_spin,
+    compute_e0s,
+    limit_threads_in_worker,
+    single_point_with_retries,
+    DEFAULT_MAX_ITERATIONS,
+    DEFAULT_RETRY_TEMPERATURES_K,
+)
+
+ENERGY_KEY = "REF_energy"
+FORCES_KEY = "REF_forces"
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SkippedStructure:
+    index: int  # position in the input
+    reason: str  # xtb's messages, one per attempt
+    kind: str  # "scf_not_converged" (every temperature tried) or "xtb_error" (not retried)
+
+
+@dataclass(frozen=True)
+class LabellingResult:
+    """What :func:`label_structures` wrote and what it could not label."""
+
+    out_path: Path
+    e0s_path: Path
+    isolated_atoms_path: Path
+    skipped_path: Path
+    n_input: int
+    n_labelled: int
+    e0s_ev: dict[int, float]
+    skipped: tuple[SkippedStructure, ...] = ()
+    retried: tuple[int, ...] = ()  # input indices labelled at a raised electronic temperature
+    n_computed: int = 0  # single points run in this call (the rest came from the cache)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    def atoms(self) -> list:
+        return read_extxyz(self.out_path)
+
+
+@dataclass(frozen=True)
+class _Item:
+    index: int
+    key: str
+    numbers: np.ndarray
+    positions_angstrom: np.ndarray
+    charge: int
+    uhf: int
+
+
+def label_structures(
+    structures: str | Path | Sequence,
+    out_path: str | Path,
+    charge: int | None = None,
+    multiplicity: int | None = None,
+    electronic_temperature_K: float = 300.0,
+    accuracy: float = 1.0,
+    executor: Executor | None = None,
+    work_dir: str | Path | None = None,
+    retry_temperatures_K: Sequence[float] = DEFAULT_RETRY_TEMPERATURES_K,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    chunk_size: int | None = None,
+    progress: bool = True,
+) -> LabellingResult:
+    """GFN2-xTB energies and forces for every structure, written as mace-torch training data.
+
+    Parameters
+    ----------
+    structures
+        An extended-XYZ file or a list of ``ase.Atoms`` (Angstrom), molecules only (no
+        periodic boundaries: xtb-python's GFN2-xTB has none).
+    out_path
+        Output extxyz; the E0s, isolated-atom and skipped files are written beside it (module
+        docstring).
+    charge, multiplicity
+        Total charge (e) and spin multiplicity. ``None`` (default) takes each structure's
+        ``info["total_charge"]`` / ``info["multiplicity"]`` (written by the reference MD), else
+        0 and 1; a value given here overrides the info keys for every structure.
+    electronic_temperature_K, accuracy, max_iterations
+        xtb settings (xtb defaults 300 K, 1.0, 250), shared by the labels and the E0s.
+    retry_temperatures_K
+        Electronic temperatures tried, in order, when the SCF does not converge; a structure
+        that fails at all of them is skipped and listed in ``NAME.skipped.json``.
+    executor
+        Any ``concurrent.futures.Executor``; default: a local process pool
+        (:func:`~openmm_physembed.executors.make_executor`).
+    work_dir
+        Per-structure cache; default ``DIR/.NAME.labelling``.
+    chunk_size
+        Structures per submitted job (default: about four jobs per CPU core, at most 25).
+    """
+    out_path = Path(out_path)
+    if out_path.suffix not in (".xyz", ".extxyz"):
+        raise LabellingError(f"output {out_path} must end in .extxyz or .xyz (mace-torch reads it with ASE)")
+    settings = XTBSettings(electronic_temperature_K, accuracy, max_iterations, tuple(retry_temperatures_K))
+    atoms_list = _read_structures(structures)
+    items = [_make_item(i, atoms, charge, multiplicity, settings) for i, atoms in enumerate(atoms_list)]
+    work_dir = Path(work_dir) if work_dir is not None else out_path.parent / f".{out_path.stem}.labelling"
+    cache_dir = work_dir / "items"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    cached = {item.key for item in items if (cache_dir / f"{item.key}.npz").is_file()}
+    todo = [item for item in items if item.key not in cached]
+    # Duplicated structures share a cache key: compute each once.
+    todo = list({item.key: item for item in todo}.values())
+    n_computed = len(todo)
+    if todo:
+        _run_items(todo, settings, cache_dir, executor, chunk_size, progress)
+
+    elements = sorted({int(z) for item in items for z in item.numbers})
+    e0s = _cached_e0s(elements, settings, work_dir)
+
+    labelled, skipped, retried = [], [], []
+    for item, atoms in zip(items, atoms_list):
+        record = _load_item(cache_dir / f"{item.key}.npz")
+        if record["skipped"]:
+            skipped.append(SkippedStructure(item.index, record["reason"], record["kind"]))
+            continue
+        if record["electronic_temperature_K"] != settings.electronic_temperature_K:
+            retried.append(item.index)
+        labelled.append(_labelled_atoms(atoms, item, record, settings))
+
+    stem = out_path.with_suffix("")
+    e0s_path = Path(f"{stem}.e0s.json")
+    isolated_path = Path(f"{stem}.isolated_atoms.extxyz")
+    skipped_path = Path(f"{stem}.skipped.json")
+    settings_record = {**asdict(settings), "charge": charge, "multiplicity": multiplicity}
+    write_json(skipped_path, {
+        "n_input": len(items), "n_skipped": len(skipped), "settings": settings_record,
+        "skipped": [asdict(s) for s in skipped],
+    })
+    write_json(e0s_path, {
+        "e0s_ev": {str(z): e for z, e in e0s.items()}, "method": METHOD, "settings": asdict(settings),
+        "spin": "Hund's-rule ground state of each free atom (uhf = unpaired electrons)",
+    })
+    write_extxyz(isolated_path, _isolated_atoms(e0s, settings))
+    if not labelled:
+        raise LabellingError(f"none of the {len(items)} structures converged; reasons in {skipped_path}")
+    write_extxyz(out_path, labelled)
+    return LabellingResult(out_path, e0s_path, isolated_path, skipped_path, len(items), len(labelled), e0s,
+                           tuple(skipped), tuple(retried), n_computed, settings_record)
+
+
+def read_e0s(path: str | Path) -> dict[int, float]:
+    """E0s (eV by atomic number) from a ``NAME.e0s.json`` written by :func:`label_structures`."""
+    data = read_json(path)
+    table = data.get("e0s_ev", data)
+    return {int(z): float(e) for z, e in table.items()}
+
+
+# -- work items -------------------------------------------------------------------------------
+
+def _read_structures(structures) -> list:
+    if isinstance(structures, (str, Path)):
+        path = Path(structures)
+        if not path.is_file():
+            raise LabellingError(f"structure file {path} does not exist")
+        try:
+            atoms_list = read_extxyz(path)
+        except Exception as exc:  # noqa: BLE001 - ASE raises many types for a bad file
+            raise LabellingError(f"cannot read {path} as extended XYZ: {exc}") from None
+    else:
+        atoms_list = [atoms.copy() for atoms in structures]
+    if not atoms_list:
+        raise LabellingError("no structures to label")
+    return atoms_list
+
+
+def _make_item(index: int, atoms, charge, multiplicity, settings: XTBSettings) -> _Item:
+    what = f"structure {index} ({atoms.get_chemical_formula()})"
+    if np.any(atoms.pbc):
+        raise LabellingError(f"{what} is periodic; xtb-python's {METHOD} handles molecules only "
+                             "(label gas-phase molecules or clusters with pbc=False)")
+    numbers = np.asarray(atoms.numbers, dtype=np.int32)
+    check_elements(numbers, what)
+    q = int(charge if charge is not None else atoms.info.get("total_charge", 0))
+    mult = int(multiplicity if multiplicity is not None else atoms.info.get("multiplicity", 1))
+    uhf = check_spin(numbers, q, mult, what)
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    if not np.all(np.isfinite(positions)):
+        raise LabellingError(f"{what} has non-finite coordinates")
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"v": CACHE_VERSION, "q": q, "uhf": uhf, **asdict(settings)},
+                             sort_keys=True).encode())
+    digest.update(numbers.tobytes())
+    digest.update(np.ascontiguousarray(positions).tobytes())
+    return _Item(index, digest.hexdigest()[:32], numbers, positions, q, uhf)
+
+
+def _default_chunk_size(n_items: int) -> int:
+    return max(1, min(25, math.ceil(n_items / (4 * (os.cpu_count() or 1)))))
+
+
+def _run_items(items: list[_Item], settings: XTBSettings, cache_dir: Path, executor: Executor | None,
+               chunk_size: int | None, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    size = chunk_size or _default_chunk_size(len(items))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    with tqdm(total=len(items), desc=f"{METHOD} labels", unit="structure", disable=not progress) as bar:
+        if executor is None:
+            from ..executors import SerialExecutor, make_executor
+
+            if len(chunks) == 1:  # not worth starting a process pool
+                _submit_and_collect(SerialExecutor(), chunks, settings, cache_dir, bar)
+                return
+            with make_executor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+                _submit_and_collect(pool, chunks, settings, cache_dir, bar)
+        else:
+            _submit_and_collect(executor, chunks, settings, cache_dir, bar)
+
+
+def _submit_and_collect(executor: Executor, chunks, settings, cache_dir: Path, bar) -> None:
+    futures = [executor.submit(_label_chunk, chunk, settings, str(cache_dir)) for chunk in chunks]
+    for future in as_completed(futures):
+        # A worker on another machine may not share cache_dir: store what it returns here too.
+        for key, record in future.result():
+            path = cache_dir / f"{key}.npz"
+            if not path.is_file():
+                _save_item(path, record)
+            bar.update(1)
+
+
+def _label_chunk(chunk: list[_Item], settings: XTBSettings, cache_dir: str) -> list[tuple[str, dict]]:
+    """Worker job: label each item and cache it as soon as it is done."""
+    limit_threads_in_worker(1)
+    results = []
+    for item in chunk:
+        record = _label_item(item, settings)
+        path = Path(cache_dir) / f"{item.key}.npz"
+        try:
+            _save_item(path, record)
+        except OSError:  # cache not reachable from this worker; the caller stores it
+            pass
+        results.append((item.key, record))
+    return results
+
+
+def _label_item(item: _Item, settings: XTBSettings) -> dict[str, Any]:
+    try:
+        point = single_point_with_retries(item.numbers, item.positions_angstrom, item.charge, item.uhf, settings)
+    except SCFNotConverged as exc:
+        return {"skipped": True, "reason": str(exc), "kind": "scf_not_converged"}
+    except LabellingError as exc:  # any other xtb failure on this geometry: record, do not die
+        return {"skipped": True, "reason": str(exc), "kind": "xtb_error"}
+    return {"skipped": False, "energy_ev": point.energy_ev, "forces_ev_per_angstrom": point.forces_ev_per_angstrom,
+            "electronic_temperature_K": point.electronic_temperature_K, "attempts": point.attempts}
+
+
+def _save_item(path: Path, record: dict[str, Any]) -> None:
+    arrays = {"skipped": np.bool_(record["skipped"]), "reason": np.str_(record.get("reason", "")),
+              "kind": np.str_(record.get("kind", ""))}
+    if not record["skipped"]:
+        arrays.update(energy_ev=np.float64(record["energy_ev"]),
+                      forces_ev_per_angstrom=np.asarray(record["forces_ev_per_angstrom"], dtype=np.float64),
+                      electronic_temperature_K=np.float64(record["electronic_temperature_K"]),
+                      attempts=np.int64(record["attempts"]))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def _load_item(path: Path) -> dict[str, Any]:
+    with np.load(path) as data:
+        record = {"skipped": bool(data["skipped"]), "reason": str(data["reason"]), "kind": str(data["kind"])}
+        if not record["skipped"]:
+            record.update(energy_ev=float(data["energy_ev"]),
+                          forces_ev_per_angstrom=np.array(data["forces_ev_per_angstrom"]),
+                          electronic_temperature_K=float(data["electronic_temperature_K"]),
+                          attempts=int(data["attempts"]))
+    return record
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+def _labelled_atoms(atoms, item: _Item, record: dict, settings: XTBSettings):
+    labelled = atoms.copy()
+    labelled.calc = None
+    labelled.info.update({
+        ENERGY_KEY: record["energy_ev"],
+        "total_charge": item.charge,
+        "multiplicity": item.uhf + 1,
+        "xtb_method": METHOD,
+        "xtb_electronic_temperature_K": record["electronic_temperature_K"],
+        "xtb_accuracy": settings.accuracy,
+        "source_index": item.index,
+    })
+    labelled.arrays[FORCES_KEY] = record["forces_ev_per_angstrom"]
+    return labelled
+
+
+def _isolated_atoms(e0s: dict[int, float], settings: XTBSettings) -> list:
+    import ase
+
+    from .xtb import ground_state_unpaired_electrons
+
+    configs = []
+    for z, energy in e0s.items():
+        atoms = ase.Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
+        atoms.info.update({"config_type": "IsolatedAtom", ENERGY_KEY: energy, "total_charge": 0,
+                           "multiplicity": ground_state_unpaired_electrons(z) + 1, "xtb_method": METHOD,
+                           "xtb_electronic_temperature_K": settings.electronic_temperature_K})
+        atoms.arrays[FORCES_KEY] = np.zeros((1, 3))
+        configs.append(atoms)
+    return configs
+
+
+def _cached_e0s(elements: list[int], settings: XTBSettings, work_dir: Path) -> dict[int, float]:
+    path = work_dir / "e0s.json"
+    wanted = {"settings": asdict(settings), "elements": elements}
+    if path.is_file():
+        stored = read_json(path)
+        if stored.get("settings") == json.loads(json.dumps(wanted["settings"])) and \
+                set(map(int, stored["e0s_ev"])) >= set(elements):
+            return {z: float(stored["e0s_ev"][str(z)]) for z in elements}
+    e0s = compute_e0s(elements, settings=settings)
+    write_json(path, {**wanted, "e0s_ev": {str(z): e for z, e in e0s.items()}})
+    return e0s

@@ -1,0 +1,266 @@
+"""GFN2-xTB single points through xtb-python: the only place that sees bohr and hartree.
+
+Positions go in as Angstrom and are converted to bohr here; the energy (hartree) and gradient
+(hartree/bohr) come back as eV and eV/Angstrom (the extxyz convention mace-torch reads), with
+the constants of :mod:`openmm_physembed.units`.
+
+Spin: xtb takes the number of unpaired electrons ``uhf = multiplicity - 1``. Free atoms (the
+isolated-atom energies E0) use their Hund's-rule ground state (H 1, C 2, N 3, O 2, F 1, ...;
+see :func:`ground_state_unpaired_electrons`). GFN2-xTB is not spin polarised, so for C, N and O
+this is 2-4 mEh above the lowest-energy occupation xtb would find with ``uhf`` 0/1; the choice
+only shifts each element's baseline by a constant, and the same table is used everywhere.
+
+SCF non-convergence raises :class:`SCFNotConverged`; :func:`single_point_with_retries` retries
+at higher electronic temperatures (Fermi smearing makes near-degenerate, stretched geometries
+converge) and records which temperature produced the label.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import LabellingError
+from ..units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+
+METHOD = "GFN2-xTB"
+MAX_ATOMIC_NUMBER = 86  # GFN2-xTB is parametrised for H-Rn
+DEFAULT_MAX_ITERATIONS = 250  # xtb's own default
+DEFAULT_RETRY_TEMPERATURES_K = (1000.0, 3000.0)
+EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR = HARTREE_IN_EV / BOHR_IN_ANGSTROM
+
+# Unpaired electrons of each free atom in its Hund's-rule ground state, main groups by the
+# occupancy of the open s/p shell: s1 -> 1, s2 -> 0, p1 -> 1, p2 -> 2, p3 -> 3, p4 -> 2,
+# p5 -> 1, p6 -> 0. Transition metals are not in the table (see the function).
+_P_BLOCK_UNPAIRED = (1, 2, 3, 2, 1, 0)
+_MAIN_GROUP_ROWS = (  # (first s-block Z, first p-block Z) of each period from 2 on
+    (3, 5), (11, 13), (19, 31), (37, 49), (55, 81),
+)
+
+
+class SCFNotConverged(LabellingError):
+    """The xtb self-consistent charge iterations did not converge."""
+
+
+@dataclass(frozen=True)
+class XTBSettings:
+    """How every single point of one labelling run is computed (E0s included)."""
+
+    electronic_temperature_K: float = 300.0
+    accuracy: float = 1.0
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    retry_temperatures_K: tuple[float, ...] = DEFAULT_RETRY_TEMPERATURES_K
+    method: str = METHOD
+
+    def __post_init__(self) -> None:
+        if self.electronic_temperature_K <= 0:
+            raise LabellingError(f"electronic temperature must be positive, got {self.electronic_temperature_K} K")
+        if not 1e-4 <= self.accuracy <= 1e3:
+            raise LabellingError(f"xtb accuracy must lie in [1e-4, 1000], got {self.accuracy}")
+        if self.max_iterations < 1:
+            raise LabellingError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        object.__setattr__(self, "retry_temperatures_K", tuple(float(t) for t in self.retry_temperatures_K))
+
+    @property
+    def temperatures_K(self) -> tuple[float, ...]:
+        """The first attempt and the retries, in order."""
+        return (float(self.electronic_temperature_K),) + self.retry_temperatures_K
+
+
+@dataclass(frozen=True)
+class SinglePoint:
+    """One converged GFN2-xTB label in the extxyz units."""
+
+    energy_ev: float
+    forces_ev_per_angstrom: np.ndarray  # (n_atoms, 3)
+    electronic_temperature_K: float  # the temperature that converged
+    attempts: int
+    failures: tuple[str, ...] = ()  # messages of the attempts that did not converge
+
+
+def ground_state_unpaired_electrons(atomic_number: int) -> int:
+    """Unpaired electrons of a free atom (Hund's rule) for main-group elements.
+
+    Transition metals and lanthanides fall back to the lowest spin allowed by the electron count
+    (0 or 1): their atomic ground states are not what a tight-binding atom reproduces anyway.
+    """
+    z = int(atomic_number)
+    if z in (1,):
+        return 1
+    if z in (2, 10, 18, 36, 54, 86):
+        return 0
+    for s_start, p_start in _MAIN_GROUP_ROWS:
+        if z in (s_start, s_start + 1):
+            return 1 if z == s_start else 0
+        if p_start <= z < p_start + 6:
+            return _P_BLOCK_UNPAIRED[z - p_start]
+    return z % 2
+
+
+def electron_count(numbers: Sequence[int], charge: int) -> int:
+    return int(np.sum(numbers)) - int(charge)
+
+
+def check_spin(numbers: Sequence[int], charge: int, multiplicity: int, what: str) -> int:
+    """Validate charge/multiplicity against the electron count; return ``uhf``."""
+    if multiplicity < 1:
+        raise LabellingError(f"{what}: multiplicity must be >= 1, got {multiplicity}")
+    n_electrons = electron_count(numbers, charge)
+    uhf = int(multiplicity) - 1
+    if n_electrons < 0 or uhf > n_electrons or (n_electrons - uhf) % 2:
+        raise LabellingError(
+            f"{what}: charge {charge} and multiplicity {multiplicity} are impossible with "
+            f"{n_electrons} electrons; pass the right --charge/--multiplicity (or info keys "
+            "total_charge/multiplicity)"
+        )
+    return uhf
+
+
+def check_elements(numbers: Iterable[int], what: str) -> None:
+    bad = sorted({int(z) for z in numbers if not 1 <= int(z) <= MAX_ATOMIC_NUMBER})
+    if bad:
+        raise LabellingError(f"{what}: {METHOD} has no parameters for atomic numbers {bad} (H-Rn only)")
+
+
+def xtb_single_point(
+    numbers: Sequence[int],
+    positions_angstrom: np.ndarray,
+    charge: int = 0,
+    uhf: int = 0,
+    electronic_temperature_K: float = 300.0,
+    accuracy: float = 1.0,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+) -> tuple[float, np.ndarray]:
+    """One GFN2-xTB single point of a molecule (no periodic boundaries).
+
+    Returns
+    -------
+    energy_ev, forces_ev_per_angstrom
+        ``E = E_h * HARTREE_IN_EV`` and ``F = -dE/dx * HARTREE_IN_EV / BOHR_IN_ANGSTROM``.
+
+    Raises
+    ------
+    SCFNotConverged
+        when the SCC iterations stop without convergence.
+    LabellingError
+        for any other xtb failure (message from xtb included).
+    """
+    from xtb.interface import Calculator, Param, XTBException
+    from xtb.libxtb import VERBOSITY_MUTED
+
+    numbers = np.ascontiguousarray(numbers, dtype=np.int32)
+    positions_bohr = np.ascontiguousarray(positions_angstrom, dtype=np.float64) / BOHR_IN_ANGSTROM
+    try:
+        calc = Calculator(Param.GFN2xTB, numbers, positions_bohr, charge=float(charge), uhf=int(uhf))
+        calc.set_verbosity(VERBOSITY_MUTED)
+        calc.set_electronic_temperature(float(electronic_temperature_K))
+        calc.set_accuracy(float(accuracy))
+        calc.set_max_iterations(int(max_iterations))
+        result = calc.singlepoint()
+        energy_hartree = result.get_energy()
+        gradient = result.get_gradient()
+    except XTBException as exc:
+        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        if "converge" in message:
+            raise SCFNotConverged(
+                f"SCF not converged at {electronic_temperature_K:g} K: {message}") from None
+        raise LabellingError(f"xtb failed: {message}") from None
+    if not np.isfinite(energy_hartree) or not np.all(np.isfinite(gradient)):
+        raise LabellingError("xtb returned a non-finite energy or gradient")
+    return (float(energy_hartree) * HARTREE_IN_EV,
+            -np.asarray(gradient, dtype=np.float64) * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR)
+
+
+def single_point_with_retries(
+    numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int, settings: XTBSettings
+) -> SinglePoint:
+    """:func:`xtb_single_point` at the settings' temperature, then at each retry temperature.
+
+    Raises the last :class:`SCFNotConverged` (its message lists every attempt) when none
+    converges; other xtb errors are not retried.
+    """
+    failures: list[str] = []
+    for attempt, temperature in enumerate(settings.temperatures_K, start=1):
+        try:
+            energy, forces = xtb_single_point(numbers, positions_angstrom, charge, uhf, temperature,
+                                              settings.accuracy, settings.max_iterations)
+        except SCFNotConverged as exc:
+            failures.append(str(exc))
+            continue
+        return SinglePoint(energy, forces, temperature, attempt, tuple(failures))
+    raise SCFNotConverged("; ".join(failures))
+
+
+def isolated_atom_energy_ev(atomic_number: int, settings: XTBSettings = XTBSettings()) -> SinglePoint:
+    """Energy of one free atom in its ground-state spin (see module docstring)."""
+    z = int(atomic_number)
+    check_elements([z], f"isolated atom Z={z}")
+    return single_point_with_retries([z], np.zeros((1, 3)), 0, ground_state_unpaired_electrons(z), settings)
+
+
+def compute_e0s(
+    elements: Iterable[int | str],
+    electronic_temperature_K: float = 300.0,
+    accuracy: float = 1.0,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    retry_temperatures_K: Sequence[float] = DEFAULT_RETRY_TEMPERATURES_K,
+    settings: XTBSettings | None = None,
+) -> dict[int, float]:
+    """Isolated-atom GFN2-xTB energies (eV) keyed by atomic number, for mace-torch's ``--E0s``.
+
+    Parameters
+    ----------
+    elements
+        Atomic numbers or symbols.
+    settings
+        Overrides the individual keyword arguments (used by :func:`label_structures` so the
+        E0s are computed exactly like the labels).
+    """
+    settings = settings or XTBSettings(electronic_temperature_K, accuracy, max_iterations,
+                                       tuple(retry_temperatures_K))
+    numbers = sorted({_atomic_number(e) for e in elements})
+    e0s: dict[int, float] = {}
+    for z in numbers:
+        try:
+            e0s[z] = isolated_atom_energy_ev(z, settings).energy_ev
+        except SCFNotConverged as exc:
+            raise LabellingError(f"isolated-atom energy of Z={z} did not converge ({exc}); "
+                                 "raise the electronic temperature or the retry temperatures") from None
+    return e0s
+
+
+def limit_threads_in_worker(threads: int = 1) -> None:
+    """Give xtb's OpenMP one thread per worker process (parallelism comes from the executor).
+
+    Only acts in a child process, before xtb's first OpenMP region: the parent's environment is
+    the user's business.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        os.environ.setdefault("OMP_STACKSIZE", "1G")  # xtb's recommendation for large molecules
+
+
+def _atomic_number(element: int | str) -> int:
+    if isinstance(element, (int, np.integer)):
+        return int(element)
+    from ase.data import atomic_numbers
+
+    try:
+        return atomic_numbers[str(element)]
+    except KeyError:
+        raise LabellingError(f"unknown element {element!r}") from None
+
+
+def __getattr__(name: str):
+    # The package front once pointed here; keep `from .xtb import label_structures` working
+    # without a circular import (the workflow module imports this adapter).
+    if name in ("label_structures", "LabellingResult"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,74 @@
+"""Subcommand ``train``: MACE models with mace-torch's own training, one per seed."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+
+from ..cli_common import add_executor_options
+
+
+def register(subparsers) -> None:
+    from .presets import TRAINING_PRESETS
+
+    presets = "; ".join(f"{name}: {preset.description}" for name, preset in TRAINING_PRESETS.items())
+    train = subparsers.add_parser(
+        "train", help="train MACE models (mace_run_train) on labelled extxyz, several seeds",
+        description="Train one MACE model per seed with mace-torch's mace_run_train. Writes OUT/seed_<k>/ with "
+                    "the model, mace's logs and checkpoints, and a learning-curve PNG. Resumable: rerun the "
+                    f"same command after an interruption. Presets -- {presets}.")
+    train.add_argument("--train", required=True, help="training extxyz (REF_energy, REF_forces)")
+    train.add_argument("--valid", required=True, help="validation extxyz")
+    train.add_argument("-o", "--out", required=True, help="output directory")
+    train.add_argument("--preset", default="quick", choices=sorted(TRAINING_PRESETS))
+    train.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (one model each)")
+    train.add_argument("--e0s", default=None,
+                       help="isolated-atom energies: the labeller's .e0s.json or 'average' "
+                            "(default: TRAIN-stem.e0s.json beside the training file)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a mace_run_train option of the preset, e.g. --set max_num_epochs=200 "
+                            "--set swa=True; KEY=None removes it (repeatable)")
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--threads-per-seed", type=int, default=None, help="OMP_NUM_THREADS of each training run")
+    add_executor_options(train)
+    train.set_defaults(handler=_train)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["a=1", "b=True", "c=None", "d=text"]`` -> ``{"a": 1, "b": True, "c": None, "d": "text"}``."""
+    from ..errors import TrainingError
+
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainingError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .mace_train import train_mace
+
+    overrides = parse_overrides(args.overrides)
+    if args.workers or args.dask_scheduler:
+        from ..cli_common import executor_from_args
+
+        context = executor_from_args(args)
+    else:  # seeds one after the other: each mace run already uses every core
+        context = contextlib.nullcontext(None)
+    with context as executor:
+        models = train_mace(args.train, args.valid, args.out, preset=args.preset, seeds=args.seeds, e0s=args.e0s,
+                            overrides=overrides, device=args.device, executor=executor,
+                            threads_per_seed=args.threads_per_seed)
+    print(f"{'seed':>5} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}  model")
+    for model in models:
+        print(f"{model.seed:>5} {model.valid_energy_rmse_mev_per_atom:>16.2f} "
+              f"{model.valid_forces_rmse_mev_per_angstrom:>13.1f}  {model.model_path}")
+    return 0

@@ -1,0 +1,343 @@
+"""Train MACE models with mace-torch's own ``mace_run_train`` (run as a subprocess).
+
+One run directory per seed, ``OUT/seed_<k>/``, which is mace-torch's ``--work_dir``:
+
+- ``mace_seed<k>.model``: the trained ``ScaleShiftMACE`` (``torch.load(weights_only=False)``,
+  ``mace.calculators.MACECalculator``); ``mace_seed<k>_stagetwo.model`` when SWA ran, which is
+  then the returned model; ``*_compiled.model`` (TorchScript) beside it;
+- ``checkpoints/``, ``results/`` (per-epoch metrics), ``logs/`` (mace's log);
+- ``mace_stdout.log`` (everything the subprocess printed), ``settings.json``,
+  ``learning_curve.png`` + ``learning_curve.json``, and ``result.json`` once finished.
+
+Resuming: every run passes ``--restart_latest``, so a killed run restarted with the same
+command continues from its last checkpoint; a seed with ``result.json`` is not run again. A
+run directory made with different settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import TrainingError, tail
+from ..io import read_json, write_json
+from .presets import TrainingPreset, get_preset
+
+# Options of mace_run_train (0.3.16) that are flags (store_true / store_false): given without a
+# value when set to True, left out otherwise. Checked against mace's parser in the tests.
+FLAG_OPTIONS = frozenset({
+    "amsgrad", "distributed", "dry_run", "ema", "keep_checkpoints", "lbfgs", "pair_repulsion",
+    "restart_latest", "save_all_checkpoints", "save_cpu", "swa", "wandb", "foundation_model_readout",
+    "disallow_random_padding_pt",
+})
+# Set per run by train_mace; a preset or an override must not change them.
+_MANAGED = ("name", "seed", "work_dir", "train_file", "valid_file", "E0s", "device", "restart_latest",
+            "save_cpu", "enable_cueq")
+# May differ between the first run and a resumed one without invalidating checkpoints.
+_RESUMABLE_CHANGES = ("device", "enable_cueq")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """One trained seed; RMSEs are mace-torch's final validation error table (best checkpoint)."""
+
+    seed: int
+    model_path: Path
+    log_path: Path
+    valid_energy_rmse_mev_per_atom: float
+    valid_forces_rmse_mev_per_angstrom: float
+    learning_curve_png: Path
+    run_dir: Path
+    compiled_model_path: Path | None = None
+    train_energy_rmse_mev_per_atom: float = float("nan")
+    train_forces_rmse_mev_per_angstrom: float = float("nan")
+    n_epochs: int = 0
+    preset: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TrainedModel":
+        paths = ("model_path", "log_path", "learning_curve_png", "run_dir", "compiled_model_path")
+        return cls(**{key: (Path(value) if key in paths and value is not None else value)
+                      for key, value in data.items()})
+
+
+def train_mace(
+    train_file: str | Path,
+    valid_file: str | Path,
+    out_dir: str | Path,
+    preset: str | TrainingPreset = "quick",
+    seeds: Sequence[int] = (0,),
+    e0s: Mapping[int, float] | str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    executor: Executor | None = None,
+    threads_per_seed: int | None = None,
+) -> list[TrainedModel]:
+    """Train one MACE model per seed with ``mace_run_train`` and collect the results.
+
+    Parameters
+    ----------
+    train_file, valid_file
+        Extended XYZ with ``REF_energy`` (eV) and ``REF_forces`` (eV/Angstrom), as written by
+        :func:`~openmm_physembed.labelling.dataset.label_structures`.
+    out_dir
+        One ``seed_<k>`` run directory per seed is made here.
+    preset
+        A name in :data:`~openmm_physembed.training.presets.TRAINING_PRESETS` or a preset.
+    seeds
+        Random seeds; each gives an independent model.
+    e0s
+        Isolated-atom energies (eV by atomic number), a ``*.e0s.json`` written by the labeller,
+        or a mace keyword (``"average"``). Default: ``<train stem>.e0s.json`` beside the
+        training file.
+    overrides
+        ``mace_run_train`` options replacing the preset's (``{"max_num_epochs": 5}``; ``None``
+        as a value removes an option; ``True`` turns a flag on).
+    device
+        ``"cpu"`` or ``"cuda"``; default ``cuda`` when available. cuEquivariance kernels
+        (``--enable_cueq True``) are used only on CUDA with ``cuequivariance_torch`` installed.
+    executor
+        Runs the seeds concurrently (each job starts one ``mace_run_train``); default: one
+        after the other in this process.
+    threads_per_seed
+        ``OMP_NUM_THREADS`` of each training process (default: inherited).
+    """
+    train_file, valid_file, out_dir = Path(train_file).resolve(), Path(valid_file).resolve(), Path(out_dir)
+    for path, what in ((train_file, "training"), (valid_file, "validation")):
+        if not path.is_file():
+            raise TrainingError(f"{what} file {path} does not exist")
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise TrainingError(f"seeds must be distinct and at least one, got {seeds}")
+    preset = get_preset(preset)
+    options = preset.with_overrides(overrides)
+    for key in _MANAGED:
+        if key in options:
+            raise TrainingError(f"option {key!r} is set by train_mace itself; pass it as an argument instead")
+    e0s_text = _e0s_argument(e0s, train_file, [train_file, valid_file],
+                             str(options.get("energy_key", "REF_energy")))
+    device = device or _default_device()
+    options.update(E0s=e0s_text, device=device, restart_latest=True, save_cpu=True)
+    if device.startswith("cuda") and _cueq_available():
+        options["enable_cueq"] = True
+
+    jobs = []
+    for seed in seeds:
+        jobs.append((seed, train_file, valid_file, (out_dir / f"seed_{seed}").resolve(), dict(options),
+                     preset.name, threads_per_seed))
+    if executor is None:
+        return [_train_one_seed(*job) for job in jobs]
+    futures = [executor.submit(_train_one_seed, *job) for job in jobs]
+    return [future.result() for future in futures]
+
+
+def load_trained_models(out_dir: str | Path) -> list[TrainedModel]:
+    """The finished seeds of an earlier :func:`train_mace` call, in seed order."""
+    results = sorted(Path(out_dir).glob("seed_*/result.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+    return [TrainedModel.from_json(read_json(path)) for path in results]
+
+
+def mace_command_line(options: Mapping[str, Any]) -> list[str]:
+    """``mace_run_train`` arguments for an options dict (flags only when True)."""
+    argv: list[str] = []
+    for key, value in options.items():
+        if key in FLAG_OPTIONS:
+            if _truthy(value):
+                argv.append(f"--{key}")
+            continue
+        if isinstance(value, bool):
+            value = "True" if value else "False"
+        elif isinstance(value, (dict, list, tuple)):
+            value = repr(value)
+        argv.append(f"--{key}={value}")
+    return argv
+
+
+# -- one seed ---------------------------------------------------------------------------------
+
+def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path, options: dict,
+                    preset_name: str, threads: int | None) -> TrainedModel:
+    name = f"mace_seed{seed}"
+    options = {"name": name, "seed": seed, "work_dir": str(run_dir), "train_file": str(train_file),
+               "valid_file": str(valid_file), **options}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(run_dir, options)
+    result_path = run_dir / "result.json"
+    if result_path.is_file():
+        finished = TrainedModel.from_json(read_json(result_path))
+        if finished.model_path.is_file():
+            return finished
+
+    stdout_path = run_dir / "mace_stdout.log"
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    env.setdefault("MPLBACKEND", "Agg")
+    command = [sys.executable, "-m", "mace.cli.run_train", *mace_command_line(options)]
+    with open(stdout_path, "a") as log:
+        log.write("\n$ " + " ".join(command) + "\n")
+        log.flush()
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env)
+    if completed.returncode != 0:
+        output = stdout_path.read_text(errors="replace")
+        usage_errors = [line for line in output.splitlines() if "run_train.py: error:" in line]
+        detail = usage_errors[-1] if usage_errors else "last lines:\n" + tail(output)
+        raise TrainingError(f"mace_run_train failed for seed {seed} (exit {completed.returncode}; full output in "
+                            f"{stdout_path}): {detail}")
+    return _collect(seed, run_dir, name, options, preset_name)
+
+
+def _collect(seed: int, run_dir: Path, name: str, options: Mapping[str, Any], preset_name: str) -> TrainedModel:
+    from .plots import plot_learning_curve, read_mace_results
+
+    stage_two = run_dir / f"{name}_stagetwo.model"
+    model_path = stage_two if _truthy(options.get("swa")) and stage_two.is_file() else run_dir / f"{name}.model"
+    if not model_path.is_file():
+        raise TrainingError(f"mace_run_train finished for seed {seed} but wrote no {model_path.name}; "
+                            f"see {run_dir / 'mace_stdout.log'}")
+    compiled = model_path.with_name(model_path.stem + "_compiled.model")
+    log_path = run_dir / "logs" / f"{name}_run-{seed}.log"
+    tables = parse_error_tables(log_path.read_text(errors="replace"))
+    if not tables:
+        raise TrainingError(f"no error table found in {log_path}; did mace_run_train finish?")
+    final = tables[-1]  # after SWA, the stage-two model's table comes last
+    valid = _row(final, "valid")
+    train = _row(final, "train")
+    results_path = run_dir / "results" / f"{name}_run-{seed}_train.txt"
+    curve = read_mace_results(results_path)
+    png = plot_learning_curve(curve, run_dir / "learning_curve.png", title=f"{name} ({preset_name})")
+    trained = TrainedModel(
+        seed=seed, model_path=model_path, log_path=log_path,
+        valid_energy_rmse_mev_per_atom=valid.get("energy", float("nan")),
+        valid_forces_rmse_mev_per_angstrom=valid.get("forces", float("nan")),
+        learning_curve_png=png, run_dir=run_dir, compiled_model_path=compiled if compiled.is_file() else None,
+        train_energy_rmse_mev_per_atom=train.get("energy", float("nan")),
+        train_forces_rmse_mev_per_angstrom=train.get("forces", float("nan")),
+        n_epochs=int(max(curve["epoch"], default=-1)) + 1, preset=preset_name,
+    )
+    write_json(run_dir / "result.json", trained.to_json())
+    return trained
+
+
+# -- mace's error table -----------------------------------------------------------------------
+
+_COLUMNS = {
+    "RMSE E / meV / atom": "energy",
+    "RMSE F / meV / A": "forces",
+    "RMSE Stress (Virials) / meV / A (A^3)": "stress",
+    "RMSE Stress / meV / A^3": "stress",
+}
+
+
+def parse_error_tables(log_text: str) -> list[dict[str, dict[str, float]]]:
+    """Every "Error-table on TRAIN and VALID" of a mace log: {row name: {quantity: value}}.
+
+    Quantities are ``energy`` (meV/atom), ``forces`` (meV/Angstrom) and ``stress`` when the
+    table has them; other columns are kept under their header text.
+    """
+    tables = []
+    lines = log_text.splitlines()
+    for i, line in enumerate(lines):
+        if "Error-table on TRAIN and VALID" not in line:
+            continue
+        header: list[str] | None = None
+        rows: dict[str, dict[str, float]] = {}
+        for row in lines[i + 1:]:
+            if row.startswith("+"):
+                continue
+            if not row.startswith("|"):
+                break
+            cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+            if header is None:
+                header = cells
+                continue
+            values = {}
+            for title, cell in zip(header[1:], cells[1:]):
+                try:
+                    values[_COLUMNS.get(title, title)] = float(cell)
+                except ValueError:
+                    continue
+            rows[cells[0]] = values
+        tables.append(rows)
+    return tables
+
+
+def _row(table: Mapping[str, Mapping[str, float]], prefix: str) -> Mapping[str, float]:
+    for name, values in table.items():
+        if name.startswith(prefix):
+            return values
+    return {}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _e0s_argument(e0s, train_file: Path, data_files: list[Path], energy_key: str) -> str:
+    from ..labelling.dataset import read_e0s
+
+    if e0s is None:
+        candidate = train_file.with_suffix("").with_name(train_file.stem + ".e0s.json")
+        if not candidate.is_file():
+            raise TrainingError(f"no E0s given and no {candidate.name} beside {train_file}; pass e0s= (a dict, "
+                                "the labeller's .e0s.json, or 'average')")
+        e0s = candidate
+    if isinstance(e0s, str) and not e0s.endswith(".json"):
+        return e0s  # a mace keyword such as "average"
+    if isinstance(e0s, (str, Path)):
+        path = Path(e0s)
+        if not path.is_file():
+            raise TrainingError(f"E0s file {path} does not exist")
+        e0s = read_e0s(path)
+    table = {int(z): float(e) for z, e in dict(e0s).items()}
+    missing = sorted(_elements(data_files) - set(table))
+    if missing:
+        raise TrainingError(f"E0s lack atomic numbers {missing} present in the data; "
+                            "label with label_structures (it writes every element's E0)")
+    return "{" + ", ".join(f"{z}: {e!r}" for z, e in sorted(table.items())) + "}"
+
+
+def _elements(files: list[Path]) -> set[int]:
+    from ..io import read_extxyz
+
+    return {int(z) for path in files for atoms in read_extxyz(path) for z in atoms.numbers}
+
+
+def _check_settings(run_dir: Path, options: Mapping[str, Any]) -> None:
+    path = run_dir / "settings.json"
+    current = {k: v for k, v in options.items() if k not in _RESUMABLE_CHANGES}
+    current = json.loads(json.dumps(current, default=str))
+    started = (run_dir / "result.json").is_file() or any((run_dir / "checkpoints").glob("*.pt"))
+    if path.is_file() and started:
+        stored = read_json(path)
+        if stored != current:
+            changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+            raise TrainingError(f"{run_dir} was trained with different settings (changed: {changed}); "
+                                "use a new output directory")
+        return
+    write_json(path, current)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cueq_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cuequivariance_torch") is not None
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
