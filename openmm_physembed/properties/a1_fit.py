@@ -151,12 +151,13 @@ def pooled_samples(runs: list[DensityResult], parameter: str = "a1") -> Reweight
 def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir: str | Path,
                        a1_initial: float = 1.0, protocol: NPTProtocol = NPTProtocol(),
                        tolerance_g_cm3: float = 0.002, min_effective_samples: float = 50.0,
-                       max_simulations: int = 6, max_newton_steps: int = 20,
+                       max_simulations: int = 6, max_newton_steps: int = 20, max_step: float = 1.0,
                        fixed_parameters: dict | None = None, executor: Executor | None = None) -> A1FitResult:
     """Newton on the MBAR-reweighted density curve; simulate only where reweighting cannot reach.
 
     Stops when a confirming simulation at the predicted a1 lies within
-    ``tolerance_g_cm3`` (plus two standard errors) of the target.
+    ``tolerance_g_cm3`` (plus two standard errors) of the target. Each Newton step is capped at
+    ``max_step`` in a1, so a noisy slope from a short run cannot throw the search far away.
     """
     from ..executors import SerialExecutor
 
@@ -191,7 +192,8 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
             slope = prediction.derivative.value
             if slope == 0 or not np.isfinite(slope):
                 raise PropertyError("the density does not respond to a1 (zero slope): check alpha and the CSO force")
-            step = (prediction.observable.value - target_density_g_cm3) / slope
+            step = float(np.clip((prediction.observable.value - target_density_g_cm3) / slope,
+                                 -max_step, max_step))
             history.append({"event": "newton", "a1": next_a1, "predicted_density": prediction.observable.value,
                             "slope": slope, "effective_samples": prediction.effective_samples})
             next_a1 = next_a1 - step
@@ -210,8 +212,9 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
         confirm = simulate(a1)
         off = abs(confirm.density.value - target_density_g_cm3)
         if trusted and off <= tolerance_g_cm3 + 2 * confirm.density.stderr:
-            # The density error maps onto a1 through the local slope.
-            slope = confirm.density_derivative("a1").value
+            # The density error maps onto a1 through the local slope, from the MBAR curve of all runs
+            # (steadier than the confirming run's own fluctuation estimate).
+            slope = mbar_predict(pooled_samples(runs), [a1])[0].derivative.value
             a1_err = confirm.density.stderr / abs(slope) if slope else float("nan")
             result = A1FitResult("reweighting", Estimate(a1, a1_err, float("nan"), "", "MBAR + Newton"),
                                  target_density_g_cm3, confirm.density, tuple(runs), None, tuple(history))

@@ -136,7 +136,7 @@ def run_checkpointed(
                 if type(exc).__name__ not in ("OpenMMException", "RuntimeError"):
                     raise
                 raise SimulationError(
-                    f"MD in {directory} stopped between steps {step_now} and {step_now + todo}: {exc}. "
+                    f"MD in {directory} stopped between steps {step_now} and {step_now + todo}: {str(exc).rstrip('.')}. "
                     f"The last checkpoint is kept; fix the cause and rerun to continue"
                 ) from exc
             if bar is not None:

@@ -1,0 +1,149 @@
+"""Subcommands ``density`` and ``fit-a1``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_liquid_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("components", nargs="*", help="component molecules (names, SMILES, files); "
+                                                       "omit when --experiment names a known liquid")
+    parser.add_argument("--experiment", help="a liquid from the shipped experimental table, e.g. EMC or "
+                                             "'EC:EMC 3:7' (sets components, composition and target)")
+    parser.add_argument("--counts", type=int, nargs="+", help="molecules per component")
+    parser.add_argument("--mass-fractions", type=float, nargs="+", help="mass ratio, e.g. 3 7")
+    parser.add_argument("--n-molecules", type=int, default=100, help="total molecules (default 100)")
+    parser.add_argument("--packing-density", type=float, default=None, help="g/cm3 for packmol (default: "
+                                                                             "experiment or 1.0)")
+    parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
+    parser.add_argument("--alpha", type=float, default=0.0, help="scale of the CSO term (0 = off)")
+    parser.add_argument("--a1", type=float, default=1.0, help="CSO damping parameter a1")
+    parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="MACE precision")
+    parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
+    parser.add_argument("--pressure", type=float, default=1.0, help="bar")
+    parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
+    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
+    parser.add_argument("--report-interval", type=int, default=100, help="steps between stored frames")
+    parser.add_argument("--average-last-ps", type=float, default=200.0, help="averaging window (ps)")
+    parser.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("-o", "--out", default=None, help="output directory")
+
+
+def register(subparsers) -> None:
+    density = subparsers.add_parser("density", help="NPT density of a liquid (GAFF or MACE base, optional CSO)",
+                                    description="Pack a box, run NPT (Langevin, MC barostat) and report the "
+                                                "density with its standard error. Resumable.")
+    _add_liquid_options(density)
+    density.set_defaults(handler=_density)
+
+    fit = subparsers.add_parser("fit-a1", help="fit the CSO damping a1 to an experimental density",
+                                description="Find the a1 whose NPT density matches experiment, by the "
+                                            "published linear scan and/or fluctuation + MBAR reweighting "
+                                            "with Newton steps (fewer simulations). Resumable.")
+    _add_liquid_options(fit)
+    fit.add_argument("--target", type=float, default=None, help="target density g/cm3 (default: experiment)")
+    fit.add_argument("--method", choices=["scan", "reweighting", "both"], default="reweighting")
+    fit.add_argument("--a1-values", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5],
+                     help="a1 values of the scan")
+    fit.add_argument("--a1-initial", type=float, default=1.0, help="first a1 of the reweighting fit")
+    fit.add_argument("--tolerance", type=float, default=0.002, help="g/cm3")
+    fit.add_argument("--min-effective-samples", type=float, default=50.0)
+    fit.add_argument("--max-simulations", type=int, default=6)
+    from ..cli_common import add_executor_options
+
+    add_executor_options(fit)
+    fit.set_defaults(handler=_fit_a1)
+
+
+def _resolve(args):
+    from pathlib import Path
+
+    from .density import NPTProtocol
+    from .experimental import lookup
+    from .liquid import LiquidSpec
+
+    experiment = None
+    if args.experiment:
+        temperature = args.temperature if args.temperature is not None else 298.15
+        experiment = lookup(args.experiment, temperature)
+        spec = LiquidSpec.from_experiment(experiment, args.n_molecules)
+        if args.packing_density:
+            spec = LiquidSpec(**{**spec.__dict__, "packing_density_g_cm3": args.packing_density})
+    else:
+        from ..errors import PropertyError
+
+        if not args.components:
+            raise PropertyError("give component molecules or --experiment SYSTEM")
+        counts = tuple(args.counts) if args.counts else None
+        if counts is None and not args.mass_fractions:
+            counts = (args.n_molecules,) if len(args.components) == 1 else None
+        spec = LiquidSpec(tuple(args.components), counts,
+                          tuple(args.mass_fractions) if args.mass_fractions else None, args.n_molecules,
+                          args.packing_density or 1.0)
+    temperature = args.temperature if args.temperature is not None else (
+        experiment.temperature_K if experiment else 298.15)
+    protocol = NPTProtocol(temperature_K=temperature, pressure_bar=args.pressure, timestep_fs=args.timestep,
+                           n_steps=args.steps, report_interval=args.report_interval,
+                           average_last_ps=args.average_last_ps, seed=args.seed, platform=args.platform)
+    name = (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")
+    out = Path(args.out or f"runs/{name}_{temperature:g}K")
+    return spec, protocol, experiment, out
+
+
+def _setup(args, spec, out):
+    from .liquid import build_liquid_setup
+
+    return build_liquid_setup(spec, model_path=args.model, alpha=args.alpha, a1=args.a1,
+                              charge_method=args.charge_method, dtype=args.dtype)
+
+
+def _density(args: argparse.Namespace) -> int:
+    from .density_plots import plot_density_trace
+    from .tasks import DensityTask, run_density_task
+
+    spec, protocol, experiment, out = _resolve(args)
+    setup = _setup(args, spec, out)
+    result = run_density_task(DensityTask(setup, protocol, {"alpha": args.alpha, "a1": args.a1}, out, True))
+    png = plot_density_trace(result, out / "density.png", experiment.density_g_cm3 if experiment else None)
+    print(f"density {result.density} (N_eff {result.density.n_effective:.0f}) at "
+          f"{protocol.temperature_K:g} K, {protocol.pressure_bar:g} bar; alpha={args.alpha:g}, a1={args.a1:g}")
+    if not result.window.equilibrated:
+        print("warning: the density was still drifting at the start of the averaging window; run longer")
+    if experiment is not None and experiment.density_g_cm3:
+        print(f"experiment {experiment.density_g_cm3:.3f} g/cm3 ({experiment.source}); "
+              f"deviation {result.density.value - experiment.density_g_cm3:+.4f}")
+    print(f"plot: {png}; data: {out / 'density.json'}")
+    return 0
+
+
+def _fit_a1(args: argparse.Namespace) -> int:
+    from ..cli_common import executor_from_args
+    from ..errors import PropertyError
+    from .a1_fit import fit_a1_reweighting, scan_a1
+    from .density_plots import plot_a1_fit
+
+    spec, protocol, experiment, out = _resolve(args)
+    target = args.target if args.target is not None else (experiment.density_g_cm3 if experiment else None)
+    if target is None:
+        raise PropertyError("give --target DENSITY or --experiment SYSTEM")
+    if args.alpha == 0:
+        raise PropertyError("alpha = 0 switches the CSO term off, so a1 has no effect; give --alpha (e.g. 0.05)")
+    setup = _setup(args, spec, out)
+    results = []
+    with executor_from_args(args) as executor:
+        if args.method in ("scan", "both"):
+            results.append(scan_a1(setup, args.a1_values, target, out / "scan", protocol, executor,
+                                   fixed_parameters={"alpha": args.alpha}))
+        if args.method in ("reweighting", "both"):
+            results.append(fit_a1_reweighting(setup, target, out / "reweighting", args.a1_initial, protocol,
+                                              args.tolerance, args.min_effective_samples, args.max_simulations,
+                                              fixed_parameters={"alpha": args.alpha}, executor=executor))
+    for res in results:
+        final = f"; confirming run {res.final_density}" if res.final_density else ""
+        print(f"{res.method:>12}: a1 = {res.a1.value:.4f} ± {res.a1.stderr:.4f} from {res.n_simulations} "
+              f"simulations ({res.simulated_ps:.0f} ps simulated){final}")
+    png = plot_a1_fit(results, out / "a1_fit.png", args.tolerance)
+    print(f"target {target:.4f} g/cm3; plot: {png}")
+    return 0
