@@ -23,6 +23,7 @@ _EXPORTS = {
     "GasPhaseMDProtocol": "openmm_physembed.sampling.reference_md",
     "augment_frames": "openmm_physembed.sampling.bond_sampling",
     "BondSamplingParameters": "openmm_physembed.sampling.bond_sampling",
+    "run_augmentation": "openmm_physembed.sampling.augment",
     # labelling / training
     "label_structures": "openmm_physembed.labelling.dataset",
     "compute_e0s": "openmm_physembed.labelling.xtb",

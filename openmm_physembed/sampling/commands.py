@@ -1,4 +1,5 @@
-"""Subcommand ``reference-md``: GAFF gas-phase reference MD and random frames."""
+"""Subcommands ``reference-md`` (GAFF gas-phase reference MD and random frames) and ``augment``
+(self-adaptive bond-length sampling of those frames)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def register(subparsers) -> None:
     ref.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
     add_cache_option(ref)
     ref.set_defaults(handler=_reference_md)
+    _register_augment(subparsers)
 
 
 def _reference_md(args: argparse.Namespace) -> int:
@@ -37,4 +39,70 @@ def _reference_md(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{molecule.name}/reference")
     result = run_gas_phase_md(molecule, out, protocol, cache_dir=args.cache_dir)
     print(f"{len(result.selected)} frames -> {result.frames_path}; full trajectory -> {result.trajectory_path}")
+    return 0
+
+
+def _register_augment(subparsers) -> None:
+    from .bond_sampling import BondSamplingParameters
+
+    d = BondSamplingParameters()  # the published defaults live in one place
+    aug = subparsers.add_parser(
+        "augment", help="self-adaptive bond-length sampling of reference frames -> train/valid extxyz",
+        description="Keep N_val reference frames for validation and compress or stretch one bond in each of the "
+                    "others, with ranges and probabilities from GAFF force constants (compression [0.95 r_min, "
+                    "r_min], stretch [r_max, 0.25 A k_ref/k_eff + r_mean], p ~ 1/k_eff, 1:4, terminal k x 0.8, "
+                    "terminal-group rotation 15-30 deg with p 0.8, geometry check r_eq + 0.25 A). Writes "
+                    "train.extxyz, valid.extxyz, records.json/.csv, ranges.json and a PNG of the bond-length "
+                    "distributions. Deterministic for a seed; rerunning a finished run does nothing.")
+    add_molecule_argument(aug)
+    aug.add_argument("--frames", required=True, help="reference frames extxyz (e.g. OUT/frames.extxyz of reference-md)")
+    aug.add_argument("-o", "--out", default=None, help="output directory (default runs/<molecule>/augmented)")
+    aug.add_argument("--seed", type=int, default=0)
+    aug.add_argument("--n-validation", type=int, default=d.n_validation, help="frames kept unmodified for validation")
+    aug.add_argument("--bonds-per-structure", type=int, default=d.bonds_per_structure)
+    aug.add_argument("--s-compression", type=float, default=d.s_compression,
+                     help="compression segment starts at s*r_min (default %(default)s)")
+    aug.add_argument("--s-stretch", type=float, default=d.s_stretch_angstrom,
+                     help="stretch scale in Angstrom (default %(default)s)")
+    aug.add_argument("--reference-bond", default=d.reference_bond_type,
+                     help="bond type whose k is k_ref (default %(default)s)")
+    aug.add_argument("--terminal-k-factor", type=float, default=d.terminal_k_factor, help="default %(default)s")
+    aug.add_argument("--stretch-weight", type=float, default=d.stretch_weight / d.compression_weight,
+                     help="stretch : compression = this : 1 (default %(default)s)")
+    aug.add_argument("--rotation-probability", type=float, default=d.rotation_probability,
+                     help="default %(default)s")
+    aug.add_argument("--rotation-degrees", type=float, nargs=2, default=d.rotation_degrees, metavar=("MIN", "MAX"),
+                     help="terminal-group rotation range (default %(default)s)")
+    aug.add_argument("--clash-margin", type=float, default=d.clash_margin_angstrom,
+                     help="geometry check margin in Angstrom (default %(default)s)")
+    aug.add_argument("--max-attempts", type=int, default=d.max_attempts,
+                     help="draws per structure before giving up (default %(default)s)")
+    aug.add_argument("--typing", default="gaff", help="bond typing source (gaff, gaff2)")
+    aug.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc",
+                     help="selects the cached GAFF parameterisation (types do not depend on charges)")
+    aug.add_argument("--overwrite", action="store_true", help="replace a finished run made with other settings")
+    add_cache_option(aug)
+    aug.set_defaults(handler=_augment)
+
+
+def _augment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .augment import run_augmentation
+    from .bond_sampling import BondSamplingParameters
+
+    parameters = BondSamplingParameters(
+        s_compression=args.s_compression, s_stretch_angstrom=args.s_stretch, reference_bond_type=args.reference_bond,
+        terminal_k_factor=args.terminal_k_factor, compression_weight=1.0, stretch_weight=args.stretch_weight,
+        rotation_probability=args.rotation_probability, rotation_degrees=tuple(args.rotation_degrees),
+        clash_margin_angstrom=args.clash_margin, max_attempts=args.max_attempts, n_validation=args.n_validation,
+        bonds_per_structure=args.bonds_per_structure,
+    )
+    molecule = molecule_from_args(args)
+    out = Path(args.out or f"runs/{molecule.name}/augmented")
+    result = run_augmentation(molecule, args.frames, out, parameters, seed=args.seed, typing_source=args.typing,
+                              charge_method=args.charge_method, cache_dir=args.cache_dir, overwrite=args.overwrite)
+    state = "already done" if result.reused else f"{result.rejected_attempts} rejected attempt(s)"
+    print(f"{result.n_train} modified -> {result.train_path}; {result.n_valid} validation -> {result.valid_path} "
+          f"({state}); plot -> {result.plot_path}")
     return 0

@@ -1,0 +1,137 @@
+"""Graph and coordinate helpers of the bond-length sampler: pure functions over numpy arrays.
+
+A molecule is a number of atoms plus a list of bonds ``(i, j)``; positions are ``(n_atoms, 3)``
+arrays in nm. Nothing here knows about force fields: the sampler passes in what it looked up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable, Sequence
+
+import numpy as np
+
+Bond = tuple[int, int]
+
+
+def neighbours(n_atoms: int, bonds: Iterable[Bond]) -> list[set[int]]:
+    adjacency: list[set[int]] = [set() for _ in range(n_atoms)]
+    for i, j in bonds:
+        adjacency[i].add(j)
+        adjacency[j].add(i)
+    return adjacency
+
+
+def component(start: int, n_atoms: int, bonds: Iterable[Bond], cut: Iterable[Bond] = ()) -> frozenset[int]:
+    """Atoms reachable from ``start`` through ``bonds`` once the bonds in ``cut`` are removed."""
+    removed = {tuple(sorted(b)) for b in cut}
+    adjacency = neighbours(n_atoms, (b for b in bonds if tuple(sorted(b)) not in removed))
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        atom = queue.popleft()
+        for other in adjacency[atom] - seen:
+            seen.add(other)
+            queue.append(other)
+    return frozenset(seen)
+
+
+def ring_bonds(n_atoms: int, bonds: Sequence[Bond]) -> frozenset[Bond]:
+    """Bonds that lie on a cycle: their two atoms stay connected when the bond itself is cut."""
+    bonds = [tuple(sorted(b)) for b in bonds]
+    return frozenset(b for b in bonds if b[1] in component(b[0], n_atoms, bonds, cut=[b]))
+
+
+def topological_distances(n_atoms: int, bonds: Iterable[Bond]) -> np.ndarray:
+    """Matrix of bond counts on the shortest path between atoms (``inf`` across fragments)."""
+    adjacency = neighbours(n_atoms, bonds)
+    distances = np.full((n_atoms, n_atoms), np.inf)
+    for start in range(n_atoms):
+        distances[start, start] = 0
+        queue = deque([start])
+        while queue:
+            atom = queue.popleft()
+            for other in adjacency[atom]:
+                if np.isinf(distances[start, other]):
+                    distances[start, other] = distances[start, atom] + 1
+                    queue.append(other)
+    return distances
+
+
+def bond_length(positions: np.ndarray, i: int, j: int) -> float:
+    return float(np.linalg.norm(positions[j] - positions[i]))
+
+
+def bond_lengths(positions: np.ndarray, bonds: Sequence[Bond]) -> np.ndarray:
+    """Lengths of ``bonds`` in every frame: ``positions`` ``(..., n_atoms, 3)`` -> ``(..., n_bonds)``."""
+    index = np.asarray(bonds, dtype=int).reshape(-1, 2)
+    return np.linalg.norm(positions[..., index[:, 1], :] - positions[..., index[:, 0], :], axis=-1)
+
+
+def set_bond_length(
+    positions: np.ndarray, i: int, j: int, new_length: float,
+    moved_with_i: Iterable[int], moved_with_j: Iterable[int], fraction_i: float,
+) -> np.ndarray:
+    """Translate two rigid groups along the i->j axis so that |r_j - r_i| becomes ``new_length``.
+
+    The group of ``i`` moves by ``-fraction_i * delta`` and the group of ``j`` by
+    ``+(1 - fraction_i) * delta`` along the unit vector from i to j, with
+    ``delta = new_length - old_length``; atoms in neither group stay put. ``fraction_i = 0``
+    moves only j's side, ``0.5`` moves both by half.
+    """
+    out = np.array(positions, dtype=float, copy=True)
+    axis = out[j] - out[i]
+    old = float(np.linalg.norm(axis))
+    unit = axis / old
+    delta = new_length - old
+    group_i, group_j = list(moved_with_i), list(moved_with_j)
+    if group_i:
+        out[group_i] -= fraction_i * delta * unit
+    if group_j:
+        out[group_j] += (1.0 - fraction_i) * delta * unit
+    return out
+
+
+def rotate_about_axis(
+    positions: np.ndarray, atoms: Iterable[int], origin: np.ndarray, direction: np.ndarray, angle_degrees: float
+) -> np.ndarray:
+    """Rotate ``atoms`` by ``angle_degrees`` (right-handed about ``direction``) around the line through ``origin``.
+
+    Rodrigues' formula: v' = v cos(t) + (u x v) sin(t) + u (u . v)(1 - cos(t)).
+    """
+    out = np.array(positions, dtype=float, copy=True)
+    atoms = list(atoms)
+    unit = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
+    theta = np.deg2rad(angle_degrees)
+    v = out[atoms] - origin
+    rotated = (v * np.cos(theta) + np.cross(unit, v) * np.sin(theta)
+               + np.outer(v @ unit, unit) * (1.0 - np.cos(theta)))
+    out[atoms] = rotated + origin
+    return out
+
+
+def dihedral_degrees(positions: np.ndarray, a: int, b: int, c: int, d: int) -> float:
+    """Signed dihedral a-b-c-d in degrees (IUPAC sign convention)."""
+    b0 = positions[a] - positions[b]
+    b1 = positions[c] - positions[b]
+    b2 = positions[d] - positions[c]
+    b1 = b1 / np.linalg.norm(b1)
+    v = b0 - (b0 @ b1) * b1
+    w = b2 - (b2 @ b1) * b1
+    x = v @ w
+    y = np.cross(b1, v) @ w
+    return float(np.degrees(np.arctan2(y, x)))
+
+
+def close_pairs(positions: np.ndarray, thresholds: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """Pairs ``i < j`` whose distance is below ``thresholds[i, j]`` (``nan``/``0`` = unchecked).
+
+    Returns ``(i, j, distance, threshold)`` tuples, closest-relative-to-threshold first.
+    """
+    diff = positions[:, None, :] - positions[None, :, :]
+    distances = np.linalg.norm(diff, axis=-1)
+    limits = np.nan_to_num(thresholds, nan=0.0)
+    upper = np.triu(np.ones_like(limits, dtype=bool), k=1)
+    i_idx, j_idx = np.nonzero(upper & (distances < limits))
+    found = [(int(i), int(j), float(distances[i, j]), float(limits[i, j])) for i, j in zip(i_idx, j_idx)]
+    return sorted(found, key=lambda item: item[2] - item[3])
