@@ -32,6 +32,10 @@ BAR_IN_KJ_PER_MOL_NM3 = 1e5 * 1e-27 * AVOGADRO / 1000.0  # 0.0602214076
 AMU_PER_NM3_IN_G_PER_CM3 = 1.66053906660e-24 / 1e-21
 # 1 cP = 1 mPa s.
 PA_S_IN_CP = 1000.0
+# SI factors for Green-Kubo transport coefficients (pressure in bar, time in ps, volume in nm^3).
+PA_PER_BAR = 1e5
+M3_PER_NM3 = 1e-27
+S_PER_PS = 1e-12
 
 
 def gaff_bond_k_to_openmm(k_kcal_per_mol_a2: float) -> float:

@@ -132,3 +132,36 @@ def test_reweighting_fit_reaches_target_with_few_simulations(setup, tmp_path):
     assert abs(result.final_density.value - 1.45) < 0.004 + 2 * result.final_density.stderr
     assert result.n_simulations <= 5
     assert 0.02 < result.a1.value < 0.2
+
+
+def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
+    """A MACE + CSO liquid crosses process boundaries (TorchForce rebuilt, not deserialised)."""
+    import openmm
+
+    from openmm_physembed.chem.box import build_box
+    from openmm_physembed.chem.molecule import Molecule
+    from openmm_physembed.executors import make_executor
+    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.properties.tasks import DensityTask, run_density_task
+    from openmm_physembed.testing import make_random_mace_model
+
+    model = make_random_mace_model(tmp_path / "m.model", atomic_numbers=(1, 6, 8), interaction_scale_ev=0.05)
+    box = build_box([Molecule.from_name("ec")], counts=[12], box_edge_nm=1.4, charge_method="gasteiger")
+    corrected = CorrectedMACESystem(model, box.topology, box.positions_nm, alpha=0.5, a1=1.0, cutoff_nm=0.6,
+                                    dtype="float64")
+    setup = LiquidSetup.from_corrected(corrected, box.box_vectors_nm, label="ec")
+    assert 'type="TorchForce"' not in setup.system_xml
+
+    def energy(system):
+        context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("CPU"))
+        context.setPositions(box.positions_nm)
+        return context.getState(getEnergy=True).getPotentialEnergy()._value
+
+    assert energy(setup.system()) == pytest.approx(energy(corrected.system), rel=1e-10)
+    protocol = NPTProtocol(temperature_K=300.0, n_steps=60, timestep_fs=0.5, report_interval=5,
+                           average_last_ps=0.02, minimize=False, platform="CPU")
+    task = DensityTask(setup, protocol, {"a1": 1.0}, tmp_path / "npt")
+    with make_executor(max_workers=1) as executor:
+        result = executor.submit(run_density_task, task).result()
+    assert np.all(np.isfinite(result.density_g_cm3)) and len(result.density_g_cm3) == 12
+    assert "a1" in result.derivatives_kj_mol and np.all(result.derivatives_kj_mol["a1"] < 0)

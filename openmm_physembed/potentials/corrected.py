@@ -97,6 +97,8 @@ class CorrectedMACESystem:
         from .mace_force import add_mace_force
 
         self.mace_force = add_mace_force(system, topology, model_path, dtype=dtype, **mace_kwargs)
+        # What rebuilds the TorchForce elsewhere (a TorchForce cannot be deserialised from XML).
+        self.mace_arguments = {"model_path": str(model_path), "dtype": dtype, **mace_kwargs}
         self.cso_force = add_cso_correction(
             system, topology, positions, alpha=alpha, a1=a1, s6=s6, a2=a2, a4_bohr=a4_bohr, cutoff_nm=cutoff_nm,
             force_group=cso_force_group, molecule_index=molecule_index,

@@ -120,18 +120,24 @@ def run_npt(
     if any(isinstance(f, (openmm.MonteCarloBarostat, openmm.MonteCarloFlexibleBarostat,
                           openmm.MonteCarloAnisotropicBarostat)) for f in system.getForces()):
         raise PropertyError("the System already has a barostat; pass it without one")
-    system = openmm.XmlSerializer.clone(system)
-    add_molecule_definition(system, topology)
-    system.addForce(openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
-                                              protocol.barostat_interval))
+    # The barostat (and, for a MACE System, a molecule definition) go into the caller's System only
+    # while the Context is created: the Context copies the System, so it is restored right after.
+    added = [f for f in (add_molecule_definition(system, topology),) if f is not None]
+    barostat = openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
+                                         protocol.barostat_interval)
+    system.addForce(barostat)
+    added.append(barostat)
     if derivative_parameters is None:
         derivative_parameters = tuple(_registered_derivatives(system))
     parameters = dict(parameters or {})
     mass = total_mass_amu if total_mass_amu is not None else _system_mass(system)
     integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
                                      protocol.seed)
-    simulation = make_simulation(system, topology, positions_nm, integrator, protocol.platform,
-                                 box_vectors_nm=box_vectors_nm)
+    try:
+        simulation = make_simulation(system, topology, positions_nm, integrator, protocol.platform,
+                                     box_vectors_nm=box_vectors_nm)
+    finally:
+        _remove_forces(system, len(added))
     for name, value in parameters.items():
         simulation.context.setParameter(name, float(value))
     out_dir = Path(out_dir)
@@ -152,7 +158,7 @@ def run_npt(
     write_json(out_dir / "density.json", {
         "density_g_cm3": result.density.as_dict(), "parameters": parameters,
         "protocol": asdict(protocol), "window": asdict(result.window), "total_mass_amu": mass,
-        "derivatives": {p: result.density_derivative(p).as_dict() for p in derivative_parameters},
+        "derivatives": {p: _derivative_or_none(result, p) for p in derivative_parameters},
     })
     return result
 
@@ -180,6 +186,19 @@ def density_result_from_records(records, protocol: NPTProtocol, parameters, deri
         simulated_ps=protocol.simulated_ps,
         directory=Path(directory) if directory else None,
     )
+
+
+def _derivative_or_none(result: DensityResult, parameter: str) -> dict | None:
+    try:
+        return result.density_derivative(parameter).as_dict()
+    except PropertyError:  # too few production frames for a fluctuation estimate
+        return None
+
+
+def _remove_forces(system, count: int) -> None:
+    """Remove the last ``count`` forces (the ones run_npt appended)."""
+    for _ in range(count):
+        system.removeForce(system.getNumForces() - 1)
 
 
 def _registered_derivatives(system) -> list[str]:

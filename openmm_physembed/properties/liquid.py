@@ -59,5 +59,5 @@ def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, a
 
         corrected = CorrectedMACESystem(model_path, box.topology, box.positions_nm, alpha=alpha, a1=a1, s6=s6,
                                         cutoff_nm=cso_cutoff_nm, dtype=dtype)
-        system = corrected.system
+        return LiquidSetup.from_corrected(corrected, box.box_vectors_nm, label=label)
     return LiquidSetup.from_system(system, box.topology, box.positions_nm, box.box_vectors_nm, label=label)

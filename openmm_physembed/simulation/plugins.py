@@ -1,17 +1,51 @@
-"""Loading OpenMM plugins a serialized System may need before it is deserialized."""
+"""Serialising Systems that contain plugin forces.
+
+openmm-torch 1.5's XML deserialiser crashes the process (segfault in ``TorchForceProxy``) with
+OpenMM 8.6.1, although serialising works. A System with a MACE TorchForce therefore travels as
+XML *without* its TorchForce plus the arguments that rebuild it (:class:`LiquidSetup` does this),
+and nothing here ever deserialises a TorchForce.
+"""
 
 from __future__ import annotations
 
+import sys
+import xml.etree.ElementTree as ElementTree
 
-def load_plugins_for(system_xml: str) -> None:
-    """Import openmm-torch (torch first: its wheel links against torch's libraries) if needed."""
-    if "TorchForce" in system_xml:
-        import torch  # noqa: F401  - must precede openmmtorch
-        import openmmtorch  # noqa: F401
+from ..errors import SimulationError
+
+
+def is_torch_force(force) -> bool:
+    """True for an openmm-torch TorchForce (the System hands plugin forces back as plain ``Force``)."""
+    if type(force).__name__ == "TorchForce":
+        return True
+    module = sys.modules.get("openmmtorch")
+    return bool(module is not None and module.TorchForce.isinstance(force))
+
+
+def has_torch_force(system) -> bool:
+    return any(is_torch_force(f) for f in system.getForces())
+
+
+def serialize_without_torch_forces(system) -> tuple[str, list[int]]:
+    """System XML with every TorchForce element removed, and the force groups those had."""
+    import openmm
+
+    root = ElementTree.fromstring(openmm.XmlSerializer.serialize(system))
+    forces = root.find("Forces")
+    groups = []
+    for element in list(forces):
+        if element.get("type") == "TorchForce":
+            groups.append(int(element.get("forceGroup", "0")))
+            forces.remove(element)
+    return ElementTree.tostring(root, encoding="unicode"), groups
 
 
 def deserialize_system(system_xml: str):
     import openmm
 
-    load_plugins_for(system_xml)
+    if 'type="TorchForce"' in system_xml:
+        raise SimulationError(
+            "this System XML contains a TorchForce, which openmm-torch 1.5 cannot deserialise (it crashes); "
+            "rebuild the MACE force with add_mace_force instead"
+        )
     return openmm.XmlSerializer.deserialize(system_xml)

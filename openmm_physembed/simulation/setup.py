@@ -20,8 +20,9 @@ def make_simulation(system, topology, positions_nm, integrator, platform: str | 
     """An ``app.Simulation`` on the chosen platform with positions (nm) set."""
     from openmm import app
 
-    has_torch = any(f.__class__.__name__ == "TorchForce" for f in system.getForces())
-    chosen = choose_platform(platform, system.getNumParticles(), has_torch)
+    from .plugins import has_torch_force
+
+    chosen = choose_platform(platform, system.getNumParticles(), has_torch_force(system))
     simulation = app.Simulation(topology, system, integrator, chosen, properties or {})
     if box_vectors_nm is not None:
         simulation.context.setPeriodicBoxVectors(*np.asarray(box_vectors_nm, dtype=float))

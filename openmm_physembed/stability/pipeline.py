@@ -1,0 +1,181 @@
+"""The whole stability experiment for one molecule, stage by stage, resumable at every stage.
+
+reference GAFF MD -> bond-length sampling -> GFN2-xTB labels -> MACE (baseline and augmented,
+several seeds) -> batched 800 K MD of random GAFF structures with every model -> report + plots.
+
+Each stage writes into its own folder and is skipped (or continued) when rerun with the same
+command: the reference MD and the replica MD resume from checkpoints, augmentation and labelling
+reuse finished files and per-structure caches, training skips finished seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..chem.gaff import parameterize
+from ..chem.molecule import Molecule
+from ..errors import StabilityError
+from ..io import read_extxyz, write_extxyz, write_json
+from .protocol import StabilityProtocol
+from .replica_md import ReplicaMDSettings, run_replica_stability
+from .report import summarize
+
+METHODS = ("baseline", "augmented")
+
+
+@dataclass(frozen=True)
+class StabilityResult:
+    molecule: str
+    out_dir: Path
+    report_path: Path
+    summaries: dict  # method -> MethodSummary dict
+    plots: dict  # name -> PNG path
+    wall_s: float
+
+
+def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityProtocol = StabilityProtocol(),
+                  executor: Executor | None = None, progress: bool = True, md_platform: str | None = None,
+                  log=print) -> StabilityResult:
+    """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths."""
+    from ..labelling.dataset import label_structures
+    from ..sampling.augment import run_augmentation
+    from ..sampling.bond_sampling import BondSamplingParameters
+    from ..sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
+    from ..training.mace_train import train_mace
+
+    out = Path(out_dir)
+    wall = {}
+    started = time.perf_counter()
+    if protocol.n_validation >= protocol.n_frames:
+        raise StabilityError("n_validation must be smaller than n_frames")
+
+    # 1. GAFF reference MD and the frames kept for training.
+    t0 = time.perf_counter()
+    reference = run_gas_phase_md(molecule, out / "reference", GasPhaseMDProtocol(
+        temperature_K=protocol.reference_temperature_K, timestep_fs=protocol.reference_timestep_fs,
+        n_steps=protocol.reference_steps, frame_interval=protocol.frame_interval, n_frames=protocol.n_frames,
+        seed=protocol.seed, charge_method=protocol.charge_method), progress=progress)
+    wall["reference_md_s"] = time.perf_counter() - t0
+    log(f"[1/5] reference: {len(reference.selected)} GAFF frames ({protocol.reference_ps:g} ps at "
+        f"{protocol.reference_temperature_K:g} K)")
+
+    # 2. Self-adaptive bond-length sampling: the augmented training set and the plain validation frames.
+    t0 = time.perf_counter()
+    augmentation = run_augmentation(molecule, reference.frames_path, out / "augmentation",
+                                    BondSamplingParameters(n_validation=protocol.n_validation), seed=protocol.seed,
+                                    charge_method=protocol.charge_method)
+    wall["augmentation_s"] = time.perf_counter() - t0
+    log(f"[2/5] augmentation: {augmentation.n_train} modified + {augmentation.n_valid} plain validation frames")
+
+    # 3. GFN2-xTB labels: all plain frames (baseline training set), the modified frames, the validation frames.
+    t0 = time.perf_counter()
+    labels = out / "labels"
+    labelled = {
+        "baseline": label_structures(reference.frames_path, labels / "baseline_train.extxyz", executor=executor,
+                                     progress=progress),
+        "augmented": label_structures(augmentation.train_path, labels / "augmented_train.extxyz",
+                                      executor=executor, progress=progress),
+        "valid": label_structures(augmentation.valid_path, labels / "valid.extxyz", executor=executor,
+                                  progress=progress),
+    }
+    wall["labelling_s"] = time.perf_counter() - t0
+    skipped = {k: len(v.skipped) for k, v in labelled.items()}
+    log(f"[3/5] GFN2-xTB labels written; skipped (SCF): {skipped}")
+
+    # 4. MACE models, every seed, for both datasets.
+    t0 = time.perf_counter()
+    models = {}
+    for method in METHODS:
+        models[method] = train_mace(labelled[method].out_path, labelled["valid"].out_path, out / "models" / method,
+                                    preset=protocol.training_preset, seeds=protocol.seeds,
+                                    e0s=labelled[method].e0s_path, overrides=protocol.training_overrides or None,
+                                    executor=executor)
+    wall["training_s"] = time.perf_counter() - t0
+    for method in METHODS:
+        rmse = ", ".join(f"{m.valid_forces_rmse_mev_per_angstrom:.0f}" for m in models[method])
+        log(f"[4/5] {method}: {len(models[method])} models, validation force RMSE {rmse} meV/A")
+
+    # 5. Batched high-temperature MD from the same random GAFF structures for every model.
+    t0 = time.perf_counter()
+    params = parameterize(molecule, charge_method=protocol.charge_method)
+    bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)
+    r0 = np.array([b.r0 for b in params.bonds])
+    trajectory = reference.all_positions_nm()
+    rng = np.random.default_rng(protocol.seed + 1)
+    start_frames = np.sort(rng.choice(len(trajectory), size=protocol.n_starts, replace=False))
+    starts = trajectory[start_frames].astype(float)
+    settings = dict(temperature_K=protocol.temperature_K, timestep_fs=protocol.timestep_fs,
+                    n_steps=protocol.test_steps, friction_per_ps=protocol.friction_per_ps,
+                    check_interval=protocol.check_interval, dtype=protocol.md_dtype, platform=md_platform,
+                    bond_tolerance_nm=protocol.bond_tolerance_nm,
+                    overlap_distance_nm=protocol.overlap_distance_nm)
+    jobs = [dict(model_path=str(model.model_path), symbols=molecule.symbols, masses=molecule.masses_amu,
+                 bonds=bonds, r0=r0, starts=starts, out_dir=str(out / "md" / method / f"seed_{model.seed}"),
+                 settings={**settings, "seed": protocol.seed + 100 * model.seed},
+                 progress=f"{method} seed {model.seed}" if progress and executor is None else None,
+                 method=method, seed=model.seed)
+            for method in METHODS for model in models[method]]
+    runner = executor.map if executor is not None else map
+    outcomes = list(runner(run_model_md, jobs))
+    wall["stability_md_s"] = time.perf_counter() - t0
+
+    records = []
+    for job, job_outcomes in zip(jobs, outcomes):
+        for outcome in job_outcomes:
+            records.append({"method": job["method"], "seed": job["seed"], "start": outcome["start"],
+                            "start_frame": int(start_frames[outcome["start"]]), **outcome,
+                            "collapse_time_ps": (outcome["collapse_step"] * protocol.timestep_fs * 1e-3
+                                                 if outcome["collapse_step"] is not None else None)})
+    result = _write_report(molecule, out, protocol, records, models, augmentation, wall,
+                           time.perf_counter() - started)
+    log(f"[5/5] collapse probability: " + ", ".join(
+        f"{m} {100 * s['collapse_probability']:.0f}% ({s['n_collapsed']}/{s['n_trajectories']})"
+        for m, s in result.summaries.items()))
+    return result
+
+
+def run_model_md(job: dict) -> list[dict]:
+    """One model's batched replica MD (module level so any Executor can run it)."""
+    outcomes = run_replica_stability(job["model_path"], job["symbols"], job["masses"], job["bonds"], job["r0"],
+                                     job["starts"], job["out_dir"], ReplicaMDSettings(**job["settings"]),
+                                     progress=job["progress"])
+    return [asdict(o) for o in outcomes]
+
+
+def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, models, augmentation, wall,
+                  total_s) -> StabilityResult:
+    from .plots import plot_collapse_bars, plot_survival
+
+    by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
+    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.timestep_fs).as_dict() for m, rs in by_method.items()}
+    title = (f"{molecule.name}: {protocol.temperature_K:g} K, {protocol.test_ps:g} ps, "
+             f"{len(protocol.seeds)} seeds x {protocol.n_starts} starts")
+    plots = {
+        "collapse_probability": plot_collapse_bars({molecule.name: summaries}, out / "collapse_probability.png",
+                                                   title),
+        "survival": plot_survival(by_method, protocol.test_ps, protocol.timestep_fs, out / "survival.png", title),
+        "bond_length_distributions": augmentation.plot_path,
+    }
+    report = {
+        "molecule": molecule.name,
+        "smiles": molecule.smiles,
+        "protocol": asdict(protocol),
+        "collapse_criteria": {"bond_tolerance_angstrom": protocol.bond_tolerance_nm * 10,
+                              "overlap_distance_angstrom": protocol.overlap_distance_nm * 10,
+                              "bond_reference": "GAFF r0", "checked_every_steps": protocol.check_interval},
+        "summary": summaries,
+        "models": {m: [{"seed": t.seed, "model_path": str(t.model_path),
+                        "valid_energy_rmse_mev_per_atom": t.valid_energy_rmse_mev_per_atom,
+                        "valid_forces_rmse_mev_per_angstrom": t.valid_forces_rmse_mev_per_angstrom}
+                       for t in models[m]] for m in METHODS},
+        "trajectories": records,
+        "wall_time_s": {**wall, "total_s": total_s},
+        "plots": {k: str(v) for k, v in plots.items()},
+    }
+    report_path = write_json(out / "stability_report.json", report)
+    return StabilityResult(molecule.name, out, report_path, summaries, plots, total_s)

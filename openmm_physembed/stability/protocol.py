@@ -1,0 +1,69 @@
+"""The stability benchmark protocol: published defaults and a CPU-sized quick preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class StabilityProtocol:
+    """Every number of the published protocol (Hu, Hou & Jiang) as a field.
+
+    Data: GAFF MD at 300 K (1 fs, frame every 100 steps), ``n_frames`` random frames labelled
+    with GFN2-xTB; baseline = those plain frames, augmented = ``n_frames - n_validation`` frames
+    modified by bond-length sampling + ``n_validation`` plain frames for validation. Both
+    datasets validate on the same plain frames. Models: MACE with ``training_preset`` and every
+    seed. Test: ``n_starts`` random GAFF-trajectory structures per model, Langevin MD at
+    ``temperature_K``, ``timestep_fs``, ``test_ps``; collapse = a bond off its GAFF r0 by more
+    than ``bond_tolerance_nm`` or two non-bonded atoms closer than ``overlap_distance_nm``.
+    """
+
+    name: str = "paper"
+    reference_ps: float = 1000.0
+    reference_temperature_K: float = 300.0
+    reference_timestep_fs: float = 1.0
+    frame_interval: int = 100
+    n_frames: int = 50
+    n_validation: int = 5
+    training_preset: str = "paper"
+    training_overrides: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    n_starts: int = 20
+    temperature_K: float = 800.0
+    timestep_fs: float = 1.0
+    test_ps: float = 100.0
+    friction_per_ps: float = 1.0
+    check_interval: int = 10
+    bond_tolerance_nm: float = 0.05
+    overlap_distance_nm: float = 0.06
+    md_dtype: str = "float32"
+    charge_method: str = "bcc"
+    seed: int = 2024
+
+    @property
+    def test_steps(self) -> int:
+        return int(round(self.test_ps * 1000.0 / self.timestep_fs))
+
+    @property
+    def reference_steps(self) -> int:
+        return int(round(self.reference_ps * 1000.0 / self.reference_timestep_fs))
+
+    def with_changes(self, **changes) -> "StabilityProtocol":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+PRESETS: dict[str, StabilityProtocol] = {
+    # The published protocol, for a GPU: 5 seeds x 20 starts x 100 ps per dataset.
+    "paper": StabilityProtocol(),
+    # Minutes on 2 CPU cores: small models (mace 'quick' preset), 2 seeds x 8 starts x 3 ps.
+    "quick": StabilityProtocol(name="quick", training_preset="quick", seeds=(0, 1), n_starts=8, test_ps=3.0),
+}
+
+
+def get_protocol(name: str) -> StabilityProtocol:
+    from ..errors import StabilityError
+
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise StabilityError(f"unknown stability preset {name!r}; choose {', '.join(PRESETS)}") from None
