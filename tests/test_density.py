@@ -165,3 +165,16 @@ def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
         result = executor.submit(run_density_task, task).result()
     assert np.all(np.isfinite(result.density_g_cm3)) and len(result.density_g_cm3) == 12
     assert "a1" in result.derivatives_kj_mol and np.all(result.derivatives_kj_mol["a1"] < 0)
+
+
+def test_npt_on_the_callers_system_moves_the_box_and_leaves_the_system_as_it_was(setup, tmp_path):
+    """The barostat lives in the caller's System for the run only; the box must really fluctuate."""
+    system = setup.system()
+    n_forces = system.getNumForces()
+    protocol = NPTProtocol(temperature_K=85.0, n_steps=2000, timestep_fs=5.0, report_interval=20,
+                           average_last_ps=5.0)  # default platform: Reference for a small box
+    for a1 in (0.0, 0.2):
+        result = run_npt(system, setup.topology, setup.positions_nm, tmp_path / f"a1_{a1}", protocol,
+                         box_vectors_nm=setup.box_vectors_nm, parameters={"a1": a1}, progress=False)
+        assert system.getNumForces() == n_forces
+        assert np.std(result.volume_nm3[len(result.volume_nm3) // 2:]) > 1e-3 * np.mean(result.volume_nm3)

@@ -105,7 +105,7 @@ def run_npt(
     Parameters
     ----------
     system
-        Any periodic OpenMM System without a barostat (one is added to a copy). A MACE-only
+        Any periodic OpenMM System without a barostat (one is added for the run and removed after). A MACE-only
         System gets a zero-energy bond force so the barostat scales whole molecules.
     parameters
         Global parameter values to set in the Context (e.g. ``{'a1': 0.6}``).
@@ -120,27 +120,33 @@ def run_npt(
     if any(isinstance(f, (openmm.MonteCarloBarostat, openmm.MonteCarloFlexibleBarostat,
                           openmm.MonteCarloAnisotropicBarostat)) for f in system.getForces()):
         raise PropertyError("the System already has a barostat; pass it without one")
-    # The barostat (and, for a MACE System, a molecule definition) go into the caller's System only
-    # while the Context is created: the Context copies the System, so it is restored right after.
+    # The barostat (and, for a MACE System, a molecule definition) go into the caller's System for
+    # the length of the run only: a Context keeps references to the System's forces, so they may be
+    # removed only once the Context is gone.
     added = [f for f in (add_molecule_definition(system, topology),) if f is not None]
     barostat = openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
                                          protocol.barostat_interval)
     system.addForce(barostat)
     added.append(barostat)
+    try:
+        return _run_npt_with_barostat(system, topology, positions_nm, Path(out_dir), protocol, box_vectors_nm,
+                                      parameters, derivative_parameters, total_mass_amu, progress)
+    finally:
+        _remove_forces(system, len(added))
+
+
+def _run_npt_with_barostat(system, topology, positions_nm, out_dir: Path, protocol: NPTProtocol, box_vectors_nm,
+                           parameters, derivative_parameters, total_mass_amu, progress) -> DensityResult:
     if derivative_parameters is None:
         derivative_parameters = tuple(_registered_derivatives(system))
     parameters = dict(parameters or {})
     mass = total_mass_amu if total_mass_amu is not None else _system_mass(system)
     integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
                                      protocol.seed)
-    try:
-        simulation = make_simulation(system, topology, positions_nm, integrator, protocol.platform,
-                                     box_vectors_nm=box_vectors_nm)
-    finally:
-        _remove_forces(system, len(added))
+    simulation = make_simulation(system, topology, positions_nm, integrator, protocol.platform,
+                                 box_vectors_nm=box_vectors_nm)
     for name, value in parameters.items():
         simulation.context.setParameter(name, float(value))
-    out_dir = Path(out_dir)
     run_dir = out_dir / "npt"
     if not (run_dir / "checkpoint.npz").is_file():
         if protocol.minimize:
@@ -151,9 +157,13 @@ def run_npt(
     settings = {"protocol": asdict(protocol), "parameters": parameters, "n_atoms": system.getNumParticles(),
                 "derivatives": list(derivative_parameters)}
     label = ", ".join(f"{k}={v:g}" for k, v in parameters.items())
-    records = run_checkpointed(simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
-                               block_steps=min(1000, protocol.n_steps),
-                               progress=f"NPT {protocol.temperature_K:g} K {label}".strip() if progress else None)["npt"]
+    try:
+        records = run_checkpointed(simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
+                                   block_steps=min(1000, protocol.n_steps),
+                                   progress=f"NPT {protocol.temperature_K:g} K {label}".strip() if progress
+                                   else None)["npt"]
+    finally:
+        del simulation  # frees the Context before the caller's System loses the barostat
     result = density_result_from_records(records, protocol, parameters, derivative_parameters, mass, out_dir)
     write_json(out_dir / "density.json", {
         "density_g_cm3": result.density.as_dict(), "parameters": parameters,

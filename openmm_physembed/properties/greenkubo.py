@@ -409,7 +409,7 @@ def viscosity_stacie(series: Sequence[PressureSeries], model: str = "lorentz") -
 
 
 def viscosity_curves(series: Sequence[PressureSeries], segment_ps: float | None = None,
-                     max_lag_ps: float | None = None, n_segments: int = 20) -> GreenKuboCurves:
+                     max_lag_ps: float | None = None, n_segments: int = 10) -> GreenKuboCurves:
     """Running integrals eta_i(t) = V/(kB T) int_0^t <P'(0)P'(t')> dt' of every segment and component.
 
     Each run is cut into non-overlapping segments of ``segment_ps`` (default: the shortest run

@@ -58,7 +58,7 @@ def plot_running_integral(curves, time_decomposition, path: str | Path, stacie=N
     the time-decomposition and STACIE estimates and an optional reference value."""
     plt = _pyplot()
     td = time_decomposition
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     ax.plot(td.time, td.mean, color="tab:blue", lw=1, label=f"mean of {td.n_curves} curves")
     ax.fill_between(td.time, td.mean - td.std, td.mean + td.std, color="tab:blue", alpha=0.15, label="± 1 s.d.")
     grid = np.linspace(0.0, td.time[-1], 400)
@@ -73,11 +73,13 @@ def plot_running_integral(curves, time_decomposition, path: str | Path, stacie=N
                    label=f"STACIE {s.value:.3g} ± {s.stderr:.2g} {s.unit}")
     if reference_cp is not None:
         ax.axhline(reference_cp, color="k", ls="--", lw=1, label=f"{reference_label} {reference_cp:.3g}")
-    upper = np.nanmax([np.nanmax(td.mean + td.std), est.value + 3 * est.stderr])
-    ax.set_ylim(min(0.0, np.nanmin(td.mean)), upper * 1.1 if np.isfinite(upper) and upper > 0 else None)
+    # The spread of single curves grows like sqrt(t); keep the mean and the estimates readable.
+    upper = np.nanmax([1.3 * np.nanmax(td.mean), 1.6 * (est.value + est.stderr)])
+    if np.isfinite(upper) and upper > 0:
+        ax.set_ylim(min(0.0, np.nanmin(td.mean)), upper)
     ax.set_xlabel("t (ps)")
     ax.set_ylabel(f"running integral ({est.unit})")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -104,9 +106,12 @@ def plot_viscosity(result, out_dir: str | Path, reference_cp: float | None = Non
     """All three viscosity plots of a :class:`~openmm_physembed.properties.viscosity.ViscosityResult`."""
     out = Path(out_dir)
     d = result.details
-    return {
-        "autocorrelation": plot_autocorrelation(d.curves, out / "viscosity_acf.png"),
-        "running_integral": plot_running_integral(d.curves, d.time_decomposition, out / "viscosity_running_integral.png",
-                                                  d.stacie, reference_cp, reference_label),
-        "stacie_spectrum": plot_stacie_spectrum(d.stacie, out / "viscosity_stacie_spectrum.png"),
-    }
+    td = d.time_decomposition
+    paths = {"autocorrelation": plot_autocorrelation(
+        d.curves, out / "viscosity_acf.png", max_time_ps=3.0 * td.cutoff_time if td is not None else None)}
+    if td is not None:
+        paths["running_integral"] = plot_running_integral(d.curves, td, out / "viscosity_running_integral.png",
+                                                          d.stacie, reference_cp, reference_label)
+    if d.stacie is not None:
+        paths["stacie_spectrum"] = plot_stacie_spectrum(d.stacie, out / "viscosity_stacie_spectrum.png")
+    return paths

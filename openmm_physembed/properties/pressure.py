@@ -14,7 +14,23 @@ register under a name, as the backends of openmm-ml's ``MLPotential`` do:
   MACE force group, :class:`FiniteDifferencePressureTensor` restricted to the other groups (CSO,
   classical terms). Such a provider subclasses :class:`PressureTensorProvider`, implements
   :meth:`~PressureTensorProvider.virial_bar` and registers itself with
-  :func:`register_pressure_provider` (or an entry in ``_BUILTIN``).
+  :func:`register_pressure_provider` (or an entry in ``_BUILTIN``). Sketch::
+
+      class ExactMACEPressureTensor(PressureTensorProvider):
+          name = "exact-mace"
+          state_include = ("positions", "velocities")
+
+          def prepare_system(self, system):
+              super().prepare_system(system)
+              self.mace_group = ...  # the TorchForce's group
+              self.rest = FiniteDifferencePressureTensor(
+                  force_groups=force_groups_in(system) - {self.mace_group}, include_kinetic=False)
+              self.rest.prepare_system(system)
+
+          def virial_bar(self, context, state):
+              return mace_virial_bar(state) + self.rest.virial_bar(context, state)
+
+  and is checked against ``FiniteDifferencePressureTensor()`` (all groups) on small boxes.
 
 Requirements checked by :meth:`PressureTensorProvider.prepare_system`: a periodic System without
 constraints or virtual sites (a strain derivative at fixed bond lengths needs the constraint
@@ -24,6 +40,13 @@ Energy jumps at a cutoff (Lennard-Jones truncated without a switching function, 
 ``NonbondedForce`` does unless told otherwise) make the finite difference count pairs that cross
 the cutoff under the +-delta strain; this adds white noise (and a small bias to a Green-Kubo
 integral proportional to the sampling interval). :func:`energy_discontinuities` names such forces.
+Measured on a 900-atom GAFF EMC box (PME, LJ truncated at 1.0 nm): the step-to-step noise of the
+shear components is at most 82 bar against a 1480 bar spread, a Green-Kubo bias below 0.0005 cP at
+5 fs sampling even if all of it were white; for LJ argon truncated at 2.5 sigma it is as large as the
+signal, hence the shifted potential of ``benchmarks/lj_viscosity.py``.
+
+Cost: one finite-difference sample is 12 energy evaluations, about 13-15 MD steps of the same
+System on the CPU platform (GAFF box above: 39 ms vs 2.9 ms per step).
 """
 
 from __future__ import annotations
@@ -224,7 +247,15 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
                     force.setScaleMoleculesAsRigid(self.scale_molecules_as_rigid)
                 self._barostat_index = index
                 return
-        barostat = openmm.MonteCarloFlexibleBarostat(1.0, 300.0, 0, self.scale_molecules_as_rigid)
+        # Barostats share the Context parameters MonteCarloPressure/-Temperature: a second one must
+        # declare the same defaults or the Context refuses to build.
+        pressure, temperature = 1.0, 300.0
+        for force in system.getForces():
+            if isinstance(force, (openmm.MonteCarloBarostat, openmm.MonteCarloFlexibleBarostat,
+                                  openmm.MonteCarloMembraneBarostat)):
+                pressure = float(getattr(force.getDefaultPressure(), "_value", force.getDefaultPressure()))
+                temperature = float(getattr(force.getDefaultTemperature(), "_value", force.getDefaultTemperature()))
+        barostat = openmm.MonteCarloFlexibleBarostat(pressure, temperature, 0, self.scale_molecules_as_rigid)
         barostat.setName(STRESS_BAROSTAT_NAME)
         self._barostat_index = system.addForce(barostat)
 

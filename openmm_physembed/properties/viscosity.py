@@ -83,8 +83,11 @@ class GreenKuboAnalysis:
     """How the stored pressure series become estimates (see :mod:`.greenkubo`)."""
 
     stacie_model: str = "lorentz"
-    segment_ps: float | None = None  # time-decomposition segments; None: shortest run / n_segments
-    n_segments: int = 20
+    # Time-decomposition segments (None: shortest run / n_segments). Each curve's spread grows like
+    # sqrt(t / segment), so the 40% cutoff lands near segment/20: 10 segments of a 5 ns run put it
+    # near 25 ps, past the plateau of liquids around 1 cP, and still give 150 curves from 3 runs.
+    segment_ps: float | None = None
+    n_segments: int = 10
     max_lag_ps: float | None = None  # running-integral length; None: half a segment
     std_fraction: float = 0.4  # time-decomposition cutoff: spread > this fraction of the mean
     n_bootstrap: int = 300
@@ -246,23 +249,43 @@ def replica_from_records(records: dict, protocol: ViscosityProtocol, task: Visco
 
 @dataclass(frozen=True)
 class ViscosityEstimates:
-    """Both estimators on one set of pressure series (what :func:`analyze_viscosity` returns)."""
+    """Both estimators on one set of pressure series (what :func:`analyze_viscosity` returns).
 
-    stacie: StacieEstimate
-    time_decomposition: TimeDecomposition
+    An estimator that cannot work with the data (too short for a spectrum fit, too noisy for the
+    time-decomposition window) is None, with the reason in ``failures``; the other one still counts.
+    """
+
+    stacie: StacieEstimate | None
+    time_decomposition: TimeDecomposition | None
     curves: GreenKuboCurves = field(repr=False)
+    failures: tuple[str, ...] = ()
 
 
 def analyze_viscosity(series: list[PressureSeries], analysis: GreenKuboAnalysis = GreenKuboAnalysis()
                       ) -> ViscosityEstimates:
-    """STACIE and time-decomposition viscosities (cP) from NVT pressure series (pure, no MD)."""
+    """STACIE and time-decomposition viscosities (cP) from NVT pressure series (pure, no MD).
+
+    Raises :class:`PropertyError` only when neither estimator can be made.
+    """
     curves = viscosity_curves(series, analysis.segment_ps, analysis.max_lag_ps, analysis.n_segments)
-    return ViscosityEstimates(
-        stacie=viscosity_stacie(series, analysis.stacie_model),
-        time_decomposition=viscosity_time_decomposition(curves, analysis.std_fraction, analysis.n_bootstrap,
-                                                        analysis.seed),
-        curves=curves,
-    )
+    failures = []
+    try:
+        stacie = viscosity_stacie(series, analysis.stacie_model)
+    except PropertyError as exc:
+        stacie, failures = None, failures + [f"STACIE: {exc}"]
+    try:
+        td = viscosity_time_decomposition(curves, analysis.std_fraction, analysis.n_bootstrap, analysis.seed)
+    except PropertyError as exc:
+        td, failures = None, failures + [f"time decomposition: {exc}"]
+    if stacie is None and td is None:
+        raise PropertyError("no viscosity estimate could be made; " + "; ".join(failures))
+    return ViscosityEstimates(stacie, td, curves, tuple(failures))
+
+
+def _estimate_or_nan(details, method: str) -> Estimate:
+    if details is None:
+        return Estimate(float("nan"), float("nan"), float("nan"), "cP", f"{method} (failed)")
+    return details.estimate
 
 
 @dataclass(frozen=True)
@@ -291,15 +314,17 @@ class ViscosityResult:
             "temperature_K": self.temperature_K, "volume_nm3": self.volume_nm3,
             "production_ps_per_replica": self.production_ps, "sample_interval_fs": self.sample_interval_fs,
             "sampling_cost_fraction": self.sampling_cost_fraction,
-            "stacie": {"model": stacie.model, "n_sequences": stacie.n_sequences,
-                       "corrtime_exp_ps": stacie.corrtime_exp, "corrtime_exp_std_ps": stacie.corrtime_exp_std,
-                       "cutoff_frequency_per_ps": stacie.cutoff_frequency,
-                       "recommended_simulation_time_ps": stacie.recommended_simulation_time,
-                       "recommended_block_time_ps": stacie.recommended_block_time},
-            "time_decomposition": {"n_curves": td.n_curves, "segment_ps": self.details.curves.segment_ps,
-                                   "cutoff_time_ps": td.cutoff_time, "power_b": td.power_b,
-                                   "std_fraction": td.std_fraction,
-                                   "fit_A_alpha_tau1_tau2": list(td.parameters)},
+            "stacie": None if stacie is None else {
+                "model": stacie.model, "n_sequences": stacie.n_sequences,
+                "corrtime_exp_ps": stacie.corrtime_exp, "corrtime_exp_std_ps": stacie.corrtime_exp_std,
+                "cutoff_frequency_per_ps": stacie.cutoff_frequency,
+                "recommended_simulation_time_ps": stacie.recommended_simulation_time,
+                "recommended_block_time_ps": stacie.recommended_block_time},
+            "time_decomposition": None if td is None else {
+                "n_curves": td.n_curves, "segment_ps": self.details.curves.segment_ps,
+                "cutoff_time_ps": td.cutoff_time, "power_b": td.power_b, "std_fraction": td.std_fraction,
+                "fit_A_alpha_tau1_tau2": list(td.parameters)},
+            "failures": list(self.details.failures),
             "replicas": [r.summary() for r in self.replicas],
             "warnings": list(self.warnings),
         }
@@ -355,7 +380,11 @@ def run_viscosity(setup: LiquidSetup, positions_nm, box_vectors_nm, out_dir: str
     executor = executor or SerialExecutor()
     futures = [executor.submit(run_viscosity_replica, task) for task in tasks]
     replicas = tuple(future.result() for future in futures)
-    result = viscosity_result(replicas, protocol, analysis, warnings=tuple(energy_discontinuities(setup.system())),
+    from ..simulation.plugins import deserialize_system
+
+    # The XML alone (no MACE model load) is enough to find truncated cutoffs.
+    classical = deserialize_system(setup.system_xml)
+    result = viscosity_result(replicas, protocol, analysis, warnings=tuple(energy_discontinuities(classical)),
                               directory=out)
     write_json(out / "viscosity.json", {**result.as_dict(), "protocol": asdict(protocol),
                                         "analysis": asdict(analysis), "parameters": dict(parameters or {}),
@@ -369,8 +398,8 @@ def viscosity_result(replicas: tuple[ReplicaRun, ...], protocol: ViscosityProtoc
     series = [r.series for r in replicas]
     details = analyze_viscosity(series, analysis)
     return ViscosityResult(
-        stacie=details.stacie.estimate,
-        time_decomposition=details.time_decomposition.estimate,
+        stacie=_estimate_or_nan(details.stacie, "STACIE"),
+        time_decomposition=_estimate_or_nan(details.time_decomposition, "time decomposition"),
         temperature_K=protocol.temperature_K,
         volume_nm3=float(np.mean([s.volume_nm3 for s in series])),
         production_ps=float(min(s.duration_ps for s in series)),
