@@ -37,7 +37,9 @@ def _register_viscosity(subparsers) -> None:
     group.add_argument("--thermostat", choices=["nose-hoover", "langevin"], default="nose-hoover")
     group.add_argument("--thermostat-rate", type=float, default=1.0,
                        help="Nose-Hoover collision frequency or Langevin friction, 1/ps")
-    group.add_argument("--pressure-provider", default="finite-difference", help="pressure-tensor provider")
+    group.add_argument("--pressure-provider", default="auto",
+                       help="pressure-tensor provider: auto (exact-mace with --model, else finite-difference), "
+                            "exact-mace, finite-difference")
     group.add_argument("--stacie-model", choices=["lorentz", "exppoly", "pade"], default="lorentz")
     group.add_argument("--segments", type=int, default=10, help="time-decomposition segments per replica")
     group.add_argument("--std-fraction", type=float, default=0.4,

@@ -18,6 +18,9 @@ def _add_liquid_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
     parser.add_argument("--alpha", type=float, default=0.0, help="scale of the CSO term (0 = off)")
     parser.add_argument("--a1", type=float, default=1.0, help="CSO damping parameter a1")
+    parser.add_argument("--cso-cutoff", type=float, default=1.2, help="CSO cutoff, nm (box must be twice that)")
+    parser.add_argument("--cso-switch", type=float, default=None,
+                        help="switch the CSO off smoothly from this distance (nm) to the cutoff")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="MACE precision")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
@@ -96,6 +99,7 @@ def _setup(args, spec, out):
     from .liquid import build_liquid_setup
 
     return build_liquid_setup(spec, model_path=args.model, alpha=args.alpha, a1=args.a1,
+                              cso_cutoff_nm=args.cso_cutoff, cso_switch_nm=args.cso_switch,
                               charge_method=args.charge_method, dtype=args.dtype)
 
 

@@ -10,27 +10,14 @@ register under a name, as the backends of openmm-ml's ``MLPotential`` do:
   ``MonteCarloFlexibleBarostat.computeStressTensor``, a central strain finite difference
   (delta = 1e-3, 12 energy evaluations) over chosen force groups. Exact to O(delta^2) for any
   force field whose energy is continuous, slow for expensive ones.
-- ``exact-mace`` (to be added): the MACE virial from the model's own strain derivative for the
-  MACE force group, :class:`FiniteDifferencePressureTensor` restricted to the other groups (CSO,
-  classical terms). Such a provider subclasses :class:`PressureTensorProvider`, implements
-  :meth:`~PressureTensorProvider.virial_bar` and registers itself with
-  :func:`register_pressure_provider` (or an entry in ``_BUILTIN``). Sketch::
+- ``exact-mace`` (:class:`ExactMACEPressureTensor`): the MACE virial from the model's own strain
+  derivative (the ``virial`` method of the TorchForce's module: one forward+backward pass, no
+  finite difference) for the MACE force group, plus :class:`FiniteDifferencePressureTensor`
+  restricted to the other groups (CSO, classical terms), which are cheap to evaluate 12 times.
+- ``auto``: ``exact-mace`` for a System with a MACE TorchForce, else ``finite-difference``.
 
-      class ExactMACEPressureTensor(PressureTensorProvider):
-          name = "exact-mace"
-          state_include = ("positions", "velocities")
-
-          def prepare_system(self, system):
-              super().prepare_system(system)
-              self.mace_group = ...  # the TorchForce's group
-              self.rest = FiniteDifferencePressureTensor(
-                  force_groups=force_groups_in(system) - {self.mace_group}, include_kinetic=False)
-              self.rest.prepare_system(system)
-
-          def virial_bar(self, context, state):
-              return mace_virial_bar(state) + self.rest.virial_bar(context, state)
-
-  and is checked against ``FiniteDifferencePressureTensor()`` (all groups) on small boxes.
+New providers subclass :class:`PressureTensorProvider`, implement
+:meth:`~PressureTensorProvider.virial_bar` and register with :func:`register_pressure_provider`.
 
 Requirements checked by :meth:`PressureTensorProvider.prepare_system`: a periodic System without
 constraints or virtual sites (a strain derivative at fixed bond lengths needs the constraint
@@ -61,6 +48,8 @@ from ..units import BAR_IN_KJ_PER_MOL_NM3
 
 _BUILTIN: dict[str, str] = {
     "finite-difference": "openmm_physembed.properties.pressure:FiniteDifferencePressureTensor",
+    "exact-mace": "openmm_physembed.properties.pressure:ExactMACEPressureTensor",
+    "auto": "openmm_physembed.properties.pressure:AutoPressureTensor",
 }
 _REGISTERED: dict[str, Callable[..., "PressureTensorProvider"]] = {}
 
@@ -78,8 +67,8 @@ def available_pressure_providers() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTERED))
 
 
-def create_pressure_provider(name: str = "finite-difference", **options) -> "PressureTensorProvider":
-    """A provider by registered name (``finite-difference``; others as registered)."""
+def create_pressure_provider(name: str = "auto", **options) -> "PressureTensorProvider":
+    """A provider by registered name (``auto``, ``exact-mace``, ``finite-difference``, or registered)."""
     if name in _REGISTERED:
         return _REGISTERED[name](**options)
     if name in _BUILTIN:
@@ -131,6 +120,11 @@ def energy_discontinuities(system) -> list[str]:
                 and force.getNonbondedMethod() != openmm.NonbondedForce.LJPME and not force.getUseSwitchingFunction():
             found.append(f"force {index} ({force.getName()}): Lennard-Jones truncated at "
                          f"{force.getCutoffDistance()._value:g} nm without a switching function")
+        elif isinstance(force, openmm.CustomNonbondedForce) and force.getNonbondedMethod() in (
+                openmm.CustomNonbondedForce.CutoffPeriodic, openmm.CustomNonbondedForce.CutoffNonPeriodic) \
+                and not force.getUseSwitchingFunction():
+            found.append(f"force {index} ({force.getName()}): truncated at {force.getCutoffDistance()._value:g} nm "
+                         "without a switching function")
     return found
 
 
@@ -240,7 +234,14 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
     def prepare_system(self, system) -> None:
         import openmm
 
+        from ..simulation.plugins import is_torch_force
+
         super().prepare_system(system)
+        groups = ALL_GROUPS if self.force_groups is None else self.force_groups
+        if any(is_torch_force(f) and f.getForceGroup() in groups for f in system.getForces()):
+            # computeStressTensor evaluates a TorchForce with the GIL held, which torch refuses.
+            raise PropertyError("the finite-difference pressure cannot include a MACE TorchForce (openmm-torch "
+                                "fails inside computeStressTensor); use pressure provider 'exact-mace' or 'auto'")
         for index, force in enumerate(system.getForces()):
             if isinstance(force, openmm.MonteCarloFlexibleBarostat) and force.getName() == STRESS_BAROSTAT_NAME:
                 if force.getScaleMoleculesAsRigid() != self.scale_molecules_as_rigid:
@@ -294,3 +295,122 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
         groups = None if self.force_groups is None else sorted(self.force_groups)
         return {**super().describe(), "force_groups": groups,
                 "scale_molecules_as_rigid": self.scale_molecules_as_rigid}
+
+
+class ExactMACEPressureTensor(PressureTensorProvider):
+    """MACE virial from the model's strain derivative + finite differences for every other force.
+
+    The MACE part calls the ``virial`` method of the module inside the System's MACE TorchForce
+    (added by :func:`~openmm_physembed.potentials.mace_force.add_mace_force`): MACE differentiates
+    its energy with respect to a symmetric strain of positions and cell, images included, in one
+    backward pass. The other force groups (CSO, a classical force field) go through
+    :class:`FiniteDifferencePressureTensor`; both are the atomic virial, so they add up.
+    The MACE TorchForce must be alone in its force group (``CorrectedMACESystem`` does this).
+    """
+
+    name = "exact-mace"
+    state_include = ("positions", "velocities")
+
+    def __init__(self, include_kinetic: bool = True):
+        super().__init__(include_kinetic)
+        self.mace_group: int | None = None
+        self.rest: FiniteDifferencePressureTensor | None = None
+        self._module = None
+
+    def prepare_system(self, system) -> None:
+        from ..simulation.plugins import is_torch_force
+
+        super().prepare_system(system)
+        torch_forces = [f for f in system.getForces() if is_torch_force(f)]
+        if len(torch_forces) != 1:
+            raise PropertyError(f"exact-mace needs exactly one MACE TorchForce in the System, found "
+                                f"{len(torch_forces)}; use pressure provider 'finite-difference'")
+        force = _as_torch_force(torch_forces[0])
+        module = force.getModule()
+        if not hasattr(module, "virial"):
+            raise PropertyError("the System's TorchForce has no virial method (not built by add_mace_force); "
+                                "use pressure provider 'finite-difference'")
+        self.mace_group = force.getForceGroup()
+        sharing = [type(f).__name__ for f in system.getForces()
+                   if f.getForceGroup() == self.mace_group and not is_torch_force(f) and _is_energy_term(f)
+                   and f.getName() != "MoleculeDefinition"]  # zero energy: only tells barostats about molecules
+        if sharing:
+            raise PropertyError(f"force group {self.mace_group} holds the MACE TorchForce and also "
+                                f"{', '.join(sharing)}; give MACE a force group of its own")
+        self._module = module
+        rest = force_groups_in(system) - {self.mace_group}
+        self.rest = None
+        if rest:
+            self.rest = FiniteDifferencePressureTensor(force_groups=rest, include_kinetic=False)
+            self.rest.prepare_system(system)
+
+    def mace_virial_bar(self, state) -> np.ndarray:
+        import torch
+
+        if self._module is None:
+            raise PropertyError("call prepare_system(system) before computing the pressure")
+        positions = torch.as_tensor(state.getPositions(asNumpy=True)._value, dtype=torch.float64)
+        box = torch.as_tensor(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value), dtype=torch.float64)
+        virial_kj = self._module.virial(positions, box).detach().cpu().numpy()
+        return virial_kj / state.getPeriodicBoxVolume()._value / BAR_IN_KJ_PER_MOL_NM3
+
+    def virial_bar(self, context, state) -> np.ndarray:
+        tensor = self.mace_virial_bar(state)
+        if self.rest is not None:
+            tensor = tensor + self.rest.virial_bar(context, state)
+        return tensor
+
+    def describe(self) -> dict:
+        return {**super().describe(), "mace_group": self.mace_group,
+                "finite_difference_groups": None if self.rest is None else sorted(self.rest.force_groups)}
+
+
+class AutoPressureTensor(PressureTensorProvider):
+    """``exact-mace`` when the System has a MACE TorchForce, else ``finite-difference``."""
+
+    name = "auto"
+
+    def __init__(self, include_kinetic: bool = True, **finite_difference_options):
+        super().__init__(include_kinetic)
+        self._options = finite_difference_options
+        self.chosen: PressureTensorProvider | None = None
+
+    def prepare_system(self, system) -> None:
+        from ..simulation.plugins import has_torch_force
+
+        if has_torch_force(system):
+            self.chosen = ExactMACEPressureTensor(include_kinetic=self.include_kinetic)
+        else:
+            self.chosen = FiniteDifferencePressureTensor(include_kinetic=self.include_kinetic, **self._options)
+        self.chosen.prepare_system(system)
+        self.state_include = self.chosen.state_include
+
+    def _provider(self) -> PressureTensorProvider:
+        if self.chosen is None:
+            raise PropertyError("call prepare_system(system) before computing the pressure")
+        return self.chosen
+
+    def virial_bar(self, context, state) -> np.ndarray:
+        return self._provider().virial_bar(context, state)
+
+    def compute_bar(self, context, state=None) -> np.ndarray:
+        return self._provider().compute_bar(context, state)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "chosen": None if self.chosen is None else self.chosen.describe()}
+
+
+def _as_torch_force(force):
+    """The System hands plugin forces back as plain ``Force``; cast to TorchForce."""
+    from ..potentials.mace_force import import_openmmtorch
+
+    openmmtorch = import_openmmtorch()
+    return force if hasattr(force, "getModule") else openmmtorch.TorchForce.cast(force)
+
+
+def _is_energy_term(force) -> bool:
+    import openmm
+
+    return not isinstance(force, (openmm.MonteCarloBarostat, openmm.MonteCarloAnisotropicBarostat,
+                                  openmm.MonteCarloFlexibleBarostat, openmm.MonteCarloMembraneBarostat,
+                                  openmm.CMMotionRemover, openmm.AndersenThermostat))

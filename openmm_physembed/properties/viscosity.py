@@ -57,7 +57,7 @@ class ViscosityProtocol:
     n_replicas: int = 3
     thermostat: str = "nose-hoover"
     thermostat_rate_per_ps: float = 1.0  # Nose-Hoover collision frequency or Langevin friction
-    pressure_provider: str = "finite-difference"
+    pressure_provider: str = "auto"  # exact MACE virial when there is MACE, else finite differences
     pressure_options: dict = field(default_factory=dict)
     seed: int = 2024
     platform: str | None = None
