@@ -32,6 +32,21 @@ _EXPORTS = {
     "add_mace_force": "openmm_physembed.potentials.mace_force",
     "add_cso_correction": "openmm_physembed.potentials.cso",
     "CorrectedMACESystem": "openmm_physembed.potentials.corrected",
+    # properties
+    "LiquidSpec": "openmm_physembed.properties.liquid",
+    "build_liquid_setup": "openmm_physembed.properties.liquid",
+    "LiquidSetup": "openmm_physembed.properties.tasks",
+    "NPTProtocol": "openmm_physembed.properties.density",
+    "run_npt": "openmm_physembed.properties.density",
+    "scan_a1": "openmm_physembed.properties.a1_fit",
+    "fit_a1_reweighting": "openmm_physembed.properties.a1_fit",
+    "ViscosityProtocol": "openmm_physembed.properties.viscosity",
+    "run_viscosity": "openmm_physembed.properties.viscosity",
+    "run_npt_frames": "openmm_physembed.properties.viscosity",
+    "create_pressure_provider": "openmm_physembed.properties.pressure",
+    # stability
+    "StabilityProtocol": "openmm_physembed.stability.protocol",
+    "run_stability": "openmm_physembed.stability.pipeline",
     # execution
     "make_executor": "openmm_physembed.executors",
 }
