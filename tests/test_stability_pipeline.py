@@ -1,0 +1,46 @@
+"""The stability pipeline end to end on a tiny molecule, and its resume: a rerun redoes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")  # always before openmmtorch
+pytest.importorskip("mace")
+pytest.importorskip("openmmtorch")
+pytest.importorskip("xtb")
+
+from openmm_physembed import Molecule, StabilityProtocol, run_stability  # noqa: E402
+
+TINY = StabilityProtocol(
+    name="tiny", reference_ps=2.0, frame_interval=20, n_frames=8, n_validation=2, training_preset="quick",
+    training_overrides={"max_num_epochs": 2, "num_channels": 8}, seeds=(0,), n_starts=2, test_ps=0.1,
+    check_interval=10, charge_method="gasteiger")
+
+
+def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
+    molecule = Molecule.from_smiles("CCO", name="ethanol")
+    out = tmp_path / "ethanol"
+    first = run_stability(molecule, out, TINY, progress=False, md_platform="CPU", log=lambda *_: None)
+
+    report = json.loads(first.report_path.read_text())
+    assert set(report["summary"]) == {"baseline", "augmented"}
+    assert len(report["trajectories"]) == 2 * len(TINY.seeds) * TINY.n_starts
+    for record in report["trajectories"]:
+        assert record["stable"] == (record["collapse_step"] is None)
+        if not record["stable"]:
+            assert record["cause"] in ("bond", "overlap", "nan") and 0 < record["collapse_step"] <= TINY.test_steps
+    for summary in report["summary"].values():
+        assert summary["n_trajectories"] == TINY.n_starts
+        assert 0.0 <= summary["mean_survival_ps"] <= TINY.test_ps + 1e-9
+    assert all(p.is_file() and p.stat().st_size > 5_000 for p in first.plots.values())
+
+    # Everything that finished is kept: same files, untouched, same report.
+    finished = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".model", ".extxyz", ".npz"))
+    assert any(p.suffix == ".model" for p in finished) and any(p.suffix == ".npz" for p in finished)
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+    second = run_stability(molecule, out, TINY, progress=False, md_platform="CPU", log=lambda *_: None)
+    assert {p: p.stat().st_mtime_ns for p in finished} == stamps
+    assert second.summaries == first.summaries
+    assert second.wall_s < 0.5 * first.wall_s
