@@ -6,6 +6,7 @@ format mace-torch and ASE read.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import tempfile
@@ -18,7 +19,7 @@ import numpy as np
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success if it changed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
@@ -26,7 +27,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        # Rewriting identical content would only bump the mtime and make finished work look redone.
+        if not (path.is_file() and filecmp.cmp(tmp, path, shallow=False)):
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -146,7 +146,8 @@ def run_checkpointed(
             if time.monotonic() - last_save >= checkpoint_interval_s:
                 _save(simulation, directory, recorders)
                 last_save = time.monotonic()
-        _save(simulation, directory, recorders)
+        if int(simulation.currentStep) != done or not (directory / CHECKPOINT_FILE).is_file():
+            _save(simulation, directory, recorders)  # a finished run reloaded stays untouched
         if stopped:
             write_json(meta_path, {**read_json(meta_path), "stopped_early_at": int(simulation.currentStep)})
     finally:
