@@ -1,4 +1,4 @@
-"""Subcommands ``density`` and ``fit-a1``."""
+"""Subcommands ``density``, ``fit-a1`` and ``transfer``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ def _add_liquid_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-molecules", type=int, default=100, help="total molecules (default 100)")
     parser.add_argument("--packing-density", type=float, default=None, help="g/cm3 for packmol (default: "
                                                                              "experiment or 1.0)")
+    _add_model_and_npt_options(parser)
+
+
+def _add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
     parser.add_argument("--alpha", type=float, default=0.0, help="scale of the CSO term (0 = off)")
     parser.add_argument("--a1", type=float, default=1.0, help="CSO damping parameter a1")
@@ -58,6 +62,23 @@ def register(subparsers) -> None:
 
     add_executor_options(fit)
     fit.set_defaults(handler=_fit_a1)
+
+    transfer = subparsers.add_parser(
+        "transfer", help="densities of other liquids with a fitted (alpha, a1) vs experiment (MAE table)",
+        description="Run NPT for every case without (alpha = 0) and with the fitted correction and print "
+                    "density vs experiment and the MAE, like the published Table 1. Resumable.")
+    transfer.add_argument("cases", nargs="*", default=list(DEFAULT_TRANSFER_CASES),
+                          help="SYSTEM or SYSTEM@TEMPERATURE from the shipped experimental table "
+                               f"(default: {' '.join(DEFAULT_TRANSFER_CASES)})")
+    transfer.add_argument("--n-molecules", type=int, default=100, help="molecules per box (default 100)")
+    _add_model_and_npt_options(transfer)
+    transfer.set_defaults(out="runs/transfer")
+    add_executor_options(transfer)
+    transfer.set_defaults(handler=_transfer)
+
+
+# The published Table 1 liquids, each at its table temperature.
+DEFAULT_TRANSFER_CASES = ("EC@313.15", "EMC@298.15", "DMC@298.15", "EA@298.15")
 
 
 def _resolve(args):
@@ -150,4 +171,53 @@ def _fit_a1(args: argparse.Namespace) -> int:
               f"simulations ({res.simulated_ps:.0f} ps simulated){final}")
     png = plot_a1_fit(results, out / "a1_fit.png", args.tolerance)
     print(f"target {target:.4f} g/cm3; plot: {png}")
+    return 0
+
+
+def parse_transfer_case(text: str):
+    """'EMC' (the table's first temperature for it) or 'EC:EMC 3:7@303.15' -> an ExperimentalLiquid."""
+    from ..errors import PropertyError
+    from .experimental import experimental_liquids, lookup
+
+    system, _, temperature = text.partition("@")
+    if temperature:
+        try:
+            return lookup(system, float(temperature))
+        except ValueError:
+            raise PropertyError(f"bad case {text!r}: the temperature after '@' must be a number in K") from None
+    rows = [r for r in experimental_liquids() if r.system.lower() == system.strip().lower()]
+    if not rows:
+        return lookup(system, 298.15)  # raises with the list of known systems
+    return rows[0]
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..cli_common import executor_from_args
+    from ..errors import PropertyError
+    from .density import NPTProtocol
+    from .liquid import LiquidSpec
+    from .transfer import format_transfer_table, run_transfer
+
+    if args.alpha == 0:
+        raise PropertyError("give the fitted --alpha and --a1; with alpha = 0 both columns are the same model")
+    cases = [parse_transfer_case(text) for text in args.cases]
+    if missing := [c.system for c in cases if c.density_g_cm3 is None]:
+        raise PropertyError(f"no experimental density for {', '.join(missing)}")
+    protocol = NPTProtocol(pressure_bar=args.pressure, timestep_fs=args.timestep, n_steps=args.steps,
+                           report_interval=args.report_interval, average_last_ps=args.average_last_ps,
+                           seed=args.seed, platform=args.platform)
+    if args.temperature is not None:
+        cases = [replace(c, temperature_K=args.temperature) for c in cases]
+
+    def make_setup(case):
+        return _setup(args, LiquidSpec.from_experiment(case, args.n_molecules), None)
+
+    with executor_from_args(args) as executor:
+        rows = run_transfer(cases, make_setup, args.alpha, args.a1, Path(args.out), protocol, executor)
+    print(f"alpha = {args.alpha:g}, a1 = {args.a1:g}; densities in g/cm3")
+    print(format_transfer_table(rows))
+    print(f"data: {Path(args.out) / 'transfer.json'}")
     return 0
