@@ -337,7 +337,7 @@ def test_periodic_box_matches_reference_and_long_range_correction(liquid_box):
     system = bare_system(topology)
     force = add_cso_correction(system, topology, positions, alpha=1.0, a1=0.6, cutoff_nm=1.2)
     assert force.getNonbondedMethod() == openmm.CustomNonbondedForce.CutoffPeriodic
-    assert force.getUseLongRangeCorrection()
+    assert [f.getName() for f in cso_forces(system)] == ["CSOCorrection", "CSOLongRangeCorrection"]
     params = cso_parameters(topology, positions)
     # Every copy of a molecule type shares its classes (one template per type).
     index = box.molecule_index()
@@ -388,6 +388,34 @@ def test_periodic_box_matches_reference_and_long_range_correction(liquid_box):
     # The CPU platform (single-precision pair kernel) agrees.
     cpu = context_for(system, positions, platform="CPU", box=vectors)
     assert energy(cpu) == pytest.approx(total, rel=1e-5)
+
+
+@pytest.mark.parametrize("switch_nm", [None, 1.0])
+def test_split_long_range_correction_equals_openmms_own(liquid_box, switch_nm):
+    """The correction carried by its own one-pair force equals OpenMM's built-in one on the CSO
+    force: energy, its 1/V dependence on a rescaled box, and the alpha/a1 derivatives."""
+    box = liquid_box
+    split = bare_system(box.topology)
+    add_cso_correction(split, box.topology, box.positions_nm, alpha=0.3, a1=0.8, cutoff_nm=1.2,
+                       switch_distance_nm=switch_nm)
+    builtin = bare_system(box.topology)
+    add_cso_correction(builtin, box.topology, box.positions_nm, alpha=0.3, a1=0.8, cutoff_nm=1.2,
+                       switch_distance_nm=switch_nm, long_range_correction=False).setUseLongRangeCorrection(True)
+    assert len(cso_forces(builtin)) == 1
+    scale = 1.07
+    vectors = np.asarray(box.box_vectors_nm) * scale
+    positions = box.positions_nm * scale
+    ours, theirs = (context_for(s, positions, box=vectors) for s in (split, builtin))
+    for a1 in (0.8, 1.9):
+        ours.setParameter("a1", a1)
+        theirs.setParameter("a1", a1)
+        assert energy(ours) == pytest.approx(energy(theirs), rel=1e-8)
+        d_ours, d_theirs = (c.getState(getParameterDerivatives=True).getEnergyParameterDerivatives()
+                            for c in (ours, theirs))
+        for name in ("alpha", "a1"):
+            assert d_ours[name] == pytest.approx(d_theirs[name], rel=1e-8)
+    assert long_range_correction_kj_mol(split, positions, vectors) == pytest.approx(
+        long_range_correction_kj_mol(builtin, positions, vectors), rel=1e-6)  # OpenMM integrates to ~1e-7
 
 
 def test_frozen_cns_survive_wrapped_molecules_and_named_references(liquid_box):
