@@ -31,3 +31,44 @@ def test_dask_cluster_through_scheduler_address():
         with make_executor(dask_scheduler=cluster.scheduler_address) as executor:
             futures = [executor.submit(_square_root, float(x * x)) for x in range(5)]
             assert [f.result() for f in futures] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def _thread_settings(_):
+    import os
+
+    import openmm
+
+    return int(openmm.Platform.getPlatformByName("CPU").getPropertyDefaultValue("Threads")), os.environ["OMP_NUM_THREADS"]
+
+
+def test_pool_workers_share_the_cores_unless_the_user_chose(monkeypatch):
+    import os
+
+    monkeypatch.delenv("OPENMM_CPU_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    workers = 2
+    share = max(1, os.cpu_count() // workers)
+    with make_executor(max_workers=workers) as executor:
+        settings = list(executor.map(_thread_settings, range(workers)))
+    # OpenMM gets at least two threads (its one-thread CPU path is pathologically slow for the CSO).
+    assert settings == [(max(2, share), str(share))] * workers
+    monkeypatch.setenv("OPENMM_CPU_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    with make_executor(max_workers=workers) as executor:
+        assert list(executor.map(_thread_settings, range(workers))) == [(3, "5")] * workers
+
+
+def test_cpu_platform_never_runs_on_one_thread():
+    import openmm
+
+    from openmm_physembed.simulation.platforms import choose_platform
+
+    cpu = openmm.Platform.getPlatformByName("CPU")
+    before = cpu.getPropertyDefaultValue("Threads")
+    try:
+        cpu.setPropertyDefaultValue("Threads", "1")
+        assert choose_platform("CPU").getPropertyDefaultValue("Threads") == "2"
+        cpu.setPropertyDefaultValue("Threads", "5")
+        assert choose_platform("CPU").getPropertyDefaultValue("Threads") == "5"
+    finally:
+        cpu.setPropertyDefaultValue("Threads", before)
