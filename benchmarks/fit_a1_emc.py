@@ -36,7 +36,8 @@ def main() -> None:
     parser.add_argument("--min-ess", type=float, default=15.0)
     parser.add_argument("--tolerance", type=float, default=0.005, help="g/cm3")
     parser.add_argument("--cso-cutoff", type=float, default=1.0, help="nm")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="scan runs in parallel; at most half the cores (OpenMM CPU slow mode, README)")
     parser.add_argument("--out", default="runs/bench_fit_a1_emc")
     args = parser.parse_args()
 
