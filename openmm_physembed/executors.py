@@ -71,7 +71,7 @@ def make_executor(
 
 def share_cores(threads: int) -> None:
     """Process-pool initializer: each worker's torch uses ``threads`` threads and its OpenMM CPU
-    platform ``max(2, threads)``.
+    platform ``max(MIN_CPU_THREADS, threads)`` (2).
 
     Why share: by default every worker starts one thread per core, and OpenMM's CPU thread pool
     synchronises on every force evaluation, so oversubscribed workers wait for descheduled
@@ -81,7 +81,9 @@ def share_cores(threads: int) -> None:
     long-range correction) has been evaluated (225 vs 19 ms for the 1050-atom EMC CSO term;
     two threads: 19 ms either way). Thread counts the user set in the environment are kept.
     """
-    os.environ.setdefault("OPENMM_CPU_THREADS", str(max(2, threads)))
+    from .simulation.platforms import MIN_CPU_THREADS
+
+    os.environ.setdefault("OPENMM_CPU_THREADS", str(max(MIN_CPU_THREADS, threads)))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch = sys.modules.get("torch")
     if torch is not None:

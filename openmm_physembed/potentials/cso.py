@@ -493,7 +493,8 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float = 1.
         force.addExclusion(i, j)
     system.addForce(force)
     if periodic and long_range_correction:
-        correction = _long_range_force(force, parameters.molecule_index, exclusions, parameter_derivatives)
+        correction = _long_range_force(force, float(cutoff_nm), parameters.molecule_index, exclusions,
+                                       parameter_derivatives)
         if correction is None:  # no intermolecular pair to carry it: OpenMM's own correction
             force.setUseLongRangeCorrection(True)
         else:
@@ -509,7 +510,7 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float = 1.
     return force
 
 
-def _long_range_force(force, molecule_index, exclusions, parameter_derivatives: Sequence[str]):
+def _long_range_force(force, cutoff_nm: float, molecule_index, exclusions, parameter_derivatives: Sequence[str]):
     """OpenMM's long-range correction of ``force``, -alpha (s6 A + a1 B) / V, as a force of its own.
 
     Why not ``force.setUseLongRangeCorrection(True)``: OpenMM 8.6.1's CPU platform integrates the
@@ -526,28 +527,22 @@ def _long_range_force(force, molecule_index, exclusions, parameter_derivatives: 
     pair = _intermolecular_pair(molecule_index, exclusions)
     if pair is None:
         return None
-    cutoff = _nm(force.getCutoffDistance())
     # C(alpha=1, s6, a1) is linear: two evaluations give A (s6 part) and B (a1 part).
-    coefficient_s6 = _long_range_coefficient(force, {"alpha": 1.0, "s6": 1.0, "a1": 0.0})
-    coefficient_a1 = _long_range_coefficient(force, {"alpha": 1.0, "s6": 0.0, "a1": 1.0})
+    coefficient_s6, coefficient_a1 = _long_range_coefficients(
+        force, cutoff_nm, [{"alpha": 1.0, "s6": 1.0, "a1": 0.0}, {"alpha": 1.0, "s6": 0.0, "a1": 1.0}])
     # rc/r^4 integrates to 1 against r^2 dr beyond rc; the calibration absorbs OpenMM's pair counting.
-    shape = f"step(r - {cutoff!r})*{cutoff!r}/r^4"
-    unit_force = _one_pair_force(force.getNumParticles(), pair, exclusions, shape, cutoff, (), ())
-    per_unit = _long_range_coefficient(unit_force, {})
+    shape = f"step(r - {cutoff_nm!r})*{cutoff_nm!r}/r^4"
+    unit_force = _one_pair_force(force.getNumParticles(), pair, exclusions, shape, cutoff_nm, (), ())
+    (per_unit,) = _long_range_coefficients(unit_force, cutoff_nm, [{}])
+    global_parameters = [(force.getGlobalParameterName(k), force.getGlobalParameterDefaultValue(k))
+                         for k in range(force.getNumGlobalParameters())]
     correction = _one_pair_force(
         force.getNumParticles(), pair, exclusions,
         f"alpha*(s6*{coefficient_s6 / per_unit!r} + a1*{coefficient_a1 / per_unit!r})*{shape}",
-        cutoff, [(name, force.getGlobalParameterDefaultValue(k)) for k in range(force.getNumGlobalParameters())
-                 for name in [force.getGlobalParameterName(k)]], parameter_derivatives)
+        cutoff_nm, global_parameters, parameter_derivatives)
     correction.setName("CSOLongRangeCorrection")
     correction.setForceGroup(force.getForceGroup())
     return correction
-
-
-def _nm(length) -> float:
-    from openmm import unit
-
-    return float(length.value_in_unit(unit.nanometer) if unit.is_quantity(length) else length)
 
 
 def _intermolecular_pair(molecule_index, exclusions) -> tuple[int, int] | None:
@@ -580,8 +575,9 @@ def _one_pair_force(n_particles: int, pair, exclusions, expression: str, cutoff_
     return force
 
 
-def _long_range_coefficient(force, parameter_values: Mapping[str, float]) -> float:
-    """E_LRC * V of a CustomNonbondedForce (kJ/mol nm^3) from OpenMM's Reference platform.
+def _long_range_coefficients(force, cutoff_nm: float, parameter_sets: Sequence[Mapping[str, float]]) -> list[float]:
+    """E_LRC * V of a CustomNonbondedForce (kJ/mol nm^3) per set of global parameter values, from
+    OpenMM's Reference platform (one Context for all sets).
 
     The particles sit on a grid wider than the cutoff in a large box, so no pair is inside the
     cutoff and the energy is the correction alone; the coefficient does not depend on the box.
@@ -592,10 +588,9 @@ def _long_range_coefficient(force, parameter_values: Mapping[str, float]) -> flo
     copy.setForceGroup(0)
     copy.setUseLongRangeCorrection(True)
     n = copy.getNumParticles()
-    cutoff = _nm(copy.getCutoffDistance())
-    spacing = 1.01 * cutoff
+    spacing = 1.01 * cutoff_nm
     side = int(np.ceil(n ** (1.0 / 3.0)))
-    edge = max(side * spacing, 2.01 * cutoff)
+    edge = max(side * spacing, 2.01 * cutoff_nm)
     grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)[:n] * spacing
     system = openmm.System()
     for _ in range(n):
@@ -604,11 +599,13 @@ def _long_range_coefficient(force, parameter_values: Mapping[str, float]) -> flo
     system.addForce(copy)
     context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(grid)
-    for name, value in parameter_values.items():
-        context.setParameter(name, float(value))
-    energy = context.getState(getEnergy=True).getPotentialEnergy()._value
+    coefficients = []
+    for parameter_values in parameter_sets:
+        for name, value in parameter_values.items():
+            context.setParameter(name, float(value))
+        coefficients.append(float(context.getState(getEnergy=True).getPotentialEnergy()._value * edge**3))
     del context
-    return float(energy * edge**3)
+    return coefficients
 
 
 def _pair_fix_force(parameters: CSOParameters, remove, add, alpha, a1, s6, a2, a4_nm, cutoff_nm, periodic,
