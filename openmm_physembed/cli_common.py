@@ -8,7 +8,7 @@ import argparse
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where independent jobs run")
     group.add_argument("--workers", type=int, default=None,
-                       help="local worker processes (default: number of CPU cores)")
+                       help="local worker processes (default: half the CPU cores, so that each OpenMM CPU worker has two)")
     group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                        help="run jobs on a Dask cluster, e.g. tcp://host:8786")
     group.add_argument("--serial", action="store_true", help="run jobs one by one in this process")

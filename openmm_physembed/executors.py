@@ -39,7 +39,7 @@ def make_executor(
         Address of a running Dask scheduler (``tcp://host:8786``). Jobs then run on that
         cluster through ``distributed.Client.get_executor()``.
     max_workers
-        Size of the local process pool (default: number of CPU cores).
+        Size of the local process pool (default: :func:`default_workers`, half the cores).
     serial
         Run every job in this process, one after the other.
     """
@@ -60,13 +60,25 @@ def make_executor(
     if serial:
         yield SerialExecutor()
         return
-    workers = max_workers or os.cpu_count() or 1
+    workers = max_workers or default_workers()
     # spawn, not fork: forking a process that already runs OpenMM or torch thread pools can hang.
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=share_cores,
                              initargs=(threads,)) as pool:
         yield pool
+
+
+def default_workers() -> int:
+    """Half the cores: every worker's OpenMM CPU platform gets its own two cores.
+
+    OpenMM 8.6.1's CPU platform falls into a slow mode (a CustomNonbondedForce ~12x slower) when
+    its threads must share a core (see :func:`share_cores`), and MD is what most pools run.
+    Pools of torch-only or xTB jobs may pass ``max_workers`` = cores.
+    """
+    from .simulation.platforms import MIN_CPU_THREADS
+
+    return max(1, (os.cpu_count() or 1) // MIN_CPU_THREADS)
 
 
 def share_cores(threads: int) -> None:

@@ -72,3 +72,25 @@ def test_cpu_platform_never_runs_on_one_thread():
         assert choose_platform("CPU").getPropertyDefaultValue("Threads") == "5"
     finally:
         cpu.setPropertyDefaultValue("Threads", before)
+
+
+def _pid(_):
+    import os
+    import time
+
+    time.sleep(0.2)  # long enough that a second worker, if there were one, would take a job
+    return os.getpid()
+
+
+def test_default_pool_gives_every_worker_two_cores(monkeypatch):
+    import os
+
+    from openmm_physembed.executors import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_workers() == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert default_workers() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with make_executor() as executor:
+        assert len(set(executor.map(_pid, range(4)))) == 1
