@@ -181,3 +181,38 @@ def test_npt_on_the_callers_system_moves_the_box_and_leaves_the_system_as_it_was
                          box_vectors_nm=setup.box_vectors_nm, parameters={"a1": a1}, progress=False)
         assert system.getNumForces() == n_forces
         assert np.std(result.volume_nm3[len(result.volume_nm3) // 2:]) > 1e-3 * np.mean(result.volume_nm3)
+
+
+def _tilted_gaussian_run(task, n_frames=400, temperature_K=300.0):
+    """An exact linear-response 'NPT run': dU/da1 ~ N(mu0 - beta sigma^2 a1, sigma^2) is the Gaussian
+    tilted by exp(-beta a1 dU/da1), and rho = 1.0 - 5e-4 (dU/da1 - mu0), so d<rho>/da1 = 0.02 exactly."""
+    from openmm_physembed.properties.density import DensityResult
+    from openmm_physembed.properties.density_estimators import ProductionWindow
+
+    a1 = task.parameters["a1"]
+    beta = 1.0 / (0.0083144626 * temperature_K)
+    sigma, mu0 = 10.0, -50.0
+    rng = np.random.default_rng(int(1000 * a1) % 2**32)
+    du = rng.normal(mu0 - beta * sigma**2 * a1, sigma, n_frames)
+    rho = 1.0 - 5e-4 * (du - mu0)
+    return DensityResult(
+        Estimate(float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(n_frames)), n_frames, "g/cm3"),
+        temperature_K, 1.0, dict(task.parameters), ProductionWindow(0, n_frames, 1.0, 0, True),
+        np.arange(n_frames) * 0.1, np.full(n_frames, 30.0), a1 * du, rho, {"a1": du}, 40.0, task.out_dir)
+
+
+def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweight(tmp_path, monkeypatch):
+    """With fewer effective samples than the limit at every a1, each new simulation must still move by
+    one capped Newton step (it once re-ran the same a1 until max_simulations) and the fit must stop
+    on a direct run within tolerance."""
+    from openmm_physembed.properties import a1_fit
+
+    monkeypatch.setattr(a1_fit, "run_density_task", _tilted_gaussian_run)
+    true_a1, target = 2.5, 1.0 + 0.02 * 2.5
+    result = fit_a1_reweighting(None, target, tmp_path, a1_initial=0.0, protocol=PROTOCOL,
+                                tolerance_g_cm3=0.001, min_effective_samples=1e6, max_step=1.0)
+    simulated = [event["a1"] for event in result.history if event["event"] == "simulation"]
+    assert simulated[:3] == pytest.approx([0.0, 1.0, 2.0])
+    assert result.n_simulations == 4 == len(simulated)
+    assert abs(result.a1.value - true_a1) < max(3 * result.a1.stderr, 0.05)
+    assert abs(result.final_density.value - target) <= 0.001 + 2 * result.final_density.stderr

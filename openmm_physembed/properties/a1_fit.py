@@ -184,11 +184,17 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
     while True:
         samples = pooled_samples(runs)
         next_a1, trusted = a1, True
-        for _ in range(max_newton_steps):
+        for newton_step in range(max_newton_steps):
             prediction = mbar_predict(samples, [next_a1], unit="g/cm3")[0]
             if prediction.effective_samples < min_effective_samples:
                 trusted = False
-                break
+                history.append({"event": "extrapolation refused", "a1": next_a1,
+                                "effective_samples": prediction.effective_samples})
+                if newton_step > 0:
+                    break  # reweighting cannot reach next_a1 with enough samples: simulate there
+                # Too few samples even at the a1 just simulated (a short run): stopping here would
+                # repeat that same a1. Its own density and slope still point the way, so take
+                # one capped step from it and simulate there.
             slope = prediction.derivative.value
             if slope == 0 or not np.isfinite(slope):
                 raise PropertyError("the density does not respond to a1 (zero slope): check alpha and the CSO force")
@@ -197,12 +203,8 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
             history.append({"event": "newton", "a1": next_a1, "predicted_density": prediction.observable.value,
                             "slope": slope, "effective_samples": prediction.effective_samples})
             next_a1 = next_a1 - step
-            if abs(step) < 1e-4 * max(1.0, abs(next_a1)):
+            if not trusted or abs(step) < 1e-4 * max(1.0, abs(next_a1)):
                 break
-        if not trusted:
-            # Reweighting cannot reach next_a1 with enough samples: the new simulation goes there.
-            history.append({"event": "extrapolation refused", "a1": next_a1,
-                            "effective_samples": prediction.effective_samples})
         if len(runs) >= max_simulations:
             raise PropertyError(
                 f"a1 fit did not converge within {max_simulations} simulations (last a1 {next_a1:.4f}); "
@@ -211,7 +213,8 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
         a1 = float(next_a1)
         confirm = simulate(a1)
         off = abs(confirm.density.value - target_density_g_cm3)
-        if trusted and off <= tolerance_g_cm3 + 2 * confirm.density.stderr:
+        # A direct simulation decides, however its a1 was reached (trusted curve or a single step).
+        if off <= tolerance_g_cm3 + 2 * confirm.density.stderr:
             # The density error maps onto a1 through the local slope, from the MBAR curve of all runs
             # (steadier than the confirming run's own fluctuation estimate).
             slope = mbar_predict(pooled_samples(runs), [a1])[0].derivative.value
