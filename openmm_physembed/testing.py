@@ -30,13 +30,17 @@ def make_random_mace_model(
     seed: int = 0,
     interaction_scale_ev: float = 1.0,
     avg_num_neighbors: float = 12.0,
+    radial_MLP: Sequence[int] = (64, 64, 64),
+    max_ell: int = 3,
+    num_radial_basis: int = 8,
 ) -> Path:
     """Build a randomly initialised mace-torch ``ScaleShiftMACE`` and ``torch.save`` it to ``path``.
 
     Parameters mirror ``mace_run_train`` options (``--num_channels``, ``--max_L``,
     ``--num_interactions``, ``--correlation``, ``--r_max``); the architecture is its default
     (residual agnostic interaction blocks, 8 Bessel functions, polynomial cutoff p=5, silu gate,
-    radial MLP [64, 64, 64]). ``interaction_scale_ev`` is the ScaleShift ``scale`` (the std of
+    radial MLP [64, 64, 64], spherical harmonics to l = 3; ``radial_MLP``, ``max_ell`` and
+    ``num_radial_basis`` change them as ``mace_run_train``'s options of the same names do). ``interaction_scale_ev`` is the ScaleShift ``scale`` (the std of
     per-atom interaction energies in a real model). With the default 1 eV a random model gives
     paracetamol forces of ~0.1-0.2 eV/A (measured): smooth and finite, but with no binding
     minimum, so a molecule drifts apart slowly in long MD; raise it for stiffer test dynamics.
@@ -71,9 +75,9 @@ def make_random_mace_model(
         try:
             model = modules.ScaleShiftMACE(
                 r_max=float(r_max_angstrom),
-                num_bessel=8,
+                num_bessel=int(num_radial_basis),
                 num_polynomial_cutoff=5,
-                max_ell=3,
+                max_ell=int(max_ell),
                 interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
                 interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
                 num_interactions=num_interactions,
@@ -87,7 +91,7 @@ def make_random_mace_model(
                 atomic_numbers=zs,
                 correlation=correlation,
                 gate=torch.nn.functional.silu,
-                radial_MLP=[64, 64, 64],
+                radial_MLP=[int(w) for w in radial_MLP],
                 radial_type="bessel",
                 atomic_inter_scale=float(interaction_scale_ev),
                 atomic_inter_shift=0.0,

@@ -62,6 +62,23 @@ def test_presets_are_valid_mace_options_with_the_paper_values():
     assert liquid.compute_stress is True
 
 
+def test_cpu_preset_is_the_measured_cheap_architecture():
+    cpu = parse_with_mace(TRAINING_PRESETS["cpu"].options)
+    assert (cpu.num_channels, cpu.max_L, cpu.correlation, cpu.max_num_epochs, cpu.ema) == (16, 0, 2, 200, True)
+
+
+def test_epoch_lines_of_mace_logs_drive_the_progress_bar(tmp_path):
+    from openmm_physembed.training.mace_train import _last_epoch
+
+    log = tmp_path / "mace_stdout.log"
+    log.write_text("2026-11-30 15:21:29.649 INFO: Epoch 42: head: Default, loss=0.22609611, "
+                   "RMSE_E_per_atom=   18.91 meV, RMSE_F=  106.31 meV / A\n"
+                   "2026-11-30 15:21:31.026 INFO: Epoch 43: head: Default, loss=0.22023808, "
+                   "RMSE_E_per_atom=   19.91 meV, RMSE_F=  104.92 meV / A\n")
+    assert _last_epoch(log) == (43, "104.92")
+    assert _last_epoch(tmp_path / "missing.log") is None
+
+
 def test_overrides_and_command_line():
     preset = TRAINING_PRESETS["quick"]
     options = preset.with_overrides({"max_num_epochs": 3, "--r-max": 4.0, "correlation": None, "swa": True})

@@ -4,17 +4,23 @@ Runs :func:`openmm_physembed.run_stability` (the same pipeline as ``physembed st
 Novec 7000, Ac-Ala3-NHMe and paracetamol, one after the other, each into ``OUT/<molecule>``
 (resumable: rerun to continue), then writes
 
-- ``OUT/summary.md`` and ``OUT/summary.json``: collapse probability (95% Wilson interval), mean
-  survival time, per molecule and method, next to the published numbers where given;
+- ``OUT/summary.md``: per molecule and arm, collapses / exposure (trajectory-ps), hazard with its
+  exact 95% interval, the implied probability of collapse within 100 ps beside the published one,
+  and the rate ratio augmented / baseline with its exact interval and p-value;
+- ``OUT/summary.json`` in the layout of ``benchmarks/results/stability/summary.json``;
 - ``OUT/collapse_probability.png``: grouped bars, baseline vs bond-length sampling.
+
+``--results DIR`` also copies each molecule's report, survival plot and the summary there
+(the committed ``benchmarks/results/stability/``). Molecules that have not finished are skipped
+in the summary with a note (rerun to continue them).
 
 Usage::
 
-    python benchmarks/stability/run_all.py --preset quick --out runs/stability_benchmark
+    python benchmarks/stability/run_all.py --preset cpu --molecules paracetamol --results benchmarks/results/stability
     python benchmarks/stability/run_all.py --preset paper --workers 4     # GPU machine
 
 The ``paper`` preset is the published protocol (5 seeds x 20 starts x 100 ps at 800 K, ``paper``
-MACE preset): GPU work. ``quick`` takes roughly 15-30 min per molecule on 2 CPU cores.
+MACE preset): GPU work. ``cpu`` takes ~1.5 h per molecule on 2 CPU cores, ``quick`` ~15 min.
 """
 
 from __future__ import annotations
@@ -26,22 +32,35 @@ from pathlib import Path
 MOLECULES = ("novec7000", "ac-ala3-nhme", "paracetamol")
 
 
-def summary_table(summaries: dict[str, dict[str, dict]], test_ps: float, temperature_K: float) -> str:
-    lines = [f"Collapse within {test_ps:g} ps at {temperature_K:g} K (95% Wilson interval)", "",
-             "| molecule | method | collapsed | probability | 95% CI | mean survival (ps) |",
-             "|---|---|---|---|---|---|"]
-    for molecule, by_method in summaries.items():
-        for method, s in by_method.items():
-            low, high = s["collapse_probability_ci95"]
-            lines.append(f"| {molecule} | {method} | {s['n_collapsed']}/{s['n_trajectories']} | "
-                         f"{100 * s['collapse_probability']:.0f}% | {100 * low:.0f}-{100 * high:.0f}% | "
-                         f"{s['mean_survival_ps']:.2f} |")
+def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float) -> str:
+    """Markdown table of ``summary[molecule]`` entries (:func:`report.molecule_summary`)."""
+    lines = [f"Stability at {temperature_K:g} K, {test_ps:g} ps per trajectory; hazard = collapses per "
+             "trajectory-ps (exact 95% interval); P(100 ps) = 1 - exp(-100 hazard); rate ratio = augmented / "
+             "baseline hazard (exact conditional binomial test, two-sided)", "",
+             "| molecule | arm | collapsed / exposure | hazard (1/ps) | P(collapse in 100 ps) | published | "
+             "rate ratio | p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for molecule, entry in summary.items():
+        for arm in ("baseline", "augmented"):
+            a = entry[arm]
+            h, p = a["hazard_per_ps"], a["p100"]
+            published = entry["published_p100"].get(arm)
+            rr = entry["rate_ratio"]
+            tail = (f"{rr[0]:.2g} ({rr[1]:.2g}-{rr[2]:.2g}) | {entry['p_value']:.2g}" if arm == "augmented"
+                    else " | ")
+            lines.append(f"| {molecule} | {arm} | {a['collapses']}/{a['trajectories']} in {a['exposure_ps']:.0f} ps | "
+                         f"{h[0]:.2g} ({h[1]:.2g}-{h[2]:.2g}) | {100 * p[0]:.0f}% ({100 * p[1]:.0f}-{100 * p[2]:.0f}%) | "
+                         f"{'' if published is None else f'{100 * published:.0f}%'} | {tail} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    parser.add_argument("--preset", choices=("quick", "cpu", "paper"), default="cpu")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="also copy reports, plots and summary here (e.g. benchmarks/results/stability)")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="do not run anything; summarise the finished molecules under --out")
     parser.add_argument("--molecules", nargs="+", default=list(MOLECULES))
     parser.add_argument("--out", type=Path, default=None, help="default runs/stability_benchmark_<preset>")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: in-process)")
@@ -54,27 +73,64 @@ def main(argv=None) -> dict:
     from openmm_physembed.stability.plots import plot_collapse_bars
     from openmm_physembed.stability.protocol import get_protocol
 
+    import shutil
+
+    from openmm_physembed.stability.report import molecule_summary
+
     protocol = get_protocol(args.preset)
     out = args.out or Path(f"runs/stability_benchmark_{args.preset}")
-    summaries, wall = {}, {}
+    summary, summaries, wall = {}, {}, {}
     for name in args.molecules:
         molecule = Molecule.from_any(name)
-        print(f"=== {molecule.name} ({protocol.name} preset)")
-        if args.workers:
-            with make_executor(max_workers=args.workers) as executor:
-                result = run_stability(molecule, out / molecule.name, protocol, executor, md_platform=args.platform)
+        report_path = out / molecule.name / "stability_report.json"
+        if args.summarize_only:
+            if not report_path.is_file():
+                print(f"=== {molecule.name}: not finished, skipped")
+                continue
+            report = json.loads(report_path.read_text())
         else:
-            result = run_stability(molecule, out / molecule.name, protocol, None, md_platform=args.platform)
-        summaries[molecule.name] = result.summaries
-        wall[molecule.name] = result.wall_s
-    table = summary_table(summaries, protocol.test_ps, protocol.temperature_K)
+            print(f"=== {molecule.name} ({protocol.name} preset)")
+            if args.workers:
+                with make_executor(max_workers=args.workers) as executor:
+                    result = run_stability(molecule, out / molecule.name, protocol, executor,
+                                           md_platform=args.platform)
+            else:
+                result = run_stability(molecule, out / molecule.name, protocol, None, md_platform=args.platform)
+            report = json.loads(result.report_path.read_text())
+        summaries[molecule.name] = report["summary"]
+        summary[molecule.name] = molecule_summary(report["summary"], report["comparison"], molecule.name)
+        wall[molecule.name] = report["wall_time_s"]["total_s"]
+        if args.results:
+            target = args.results / molecule.name
+            target.mkdir(parents=True, exist_ok=True)
+            slim = {k: v for k, v in report.items() if k != "plots"}
+            (target / "stability_report.json").write_text(json.dumps(slim, indent=1))
+            for plot in ("survival.png", "collapse_probability.png", "augmentation/bond_length_distributions.png"):
+                source = out / molecule.name / plot
+                if source.is_file():
+                    shutil.copy(source, target / Path(plot).name)
+    if not summary:
+        print("nothing finished yet")
+        return {}
+    table = summary_table(summary, protocol.test_ps, protocol.temperature_K)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(table)
-    write_json(out / "summary.json", {"preset": protocol.name, "summaries": summaries, "wall_s": wall})
+    document = {"preset": protocol.name, "protocol": {"seeds": list(protocol.seeds), "n_starts": protocol.n_starts,
+                                                      "test_ps": protocol.test_ps,
+                                                      "temperature_K": protocol.temperature_K,
+                                                      "training_preset": protocol.training_preset},
+                **summary, "wall_s": wall}
+    write_json(out / "summary.json", document)
     chart = plot_collapse_bars(summaries, out / "collapse_probability.png",
                                title=f"{protocol.name}: {protocol.test_ps:g} ps at {protocol.temperature_K:g} K")
+    if args.results:
+        args.results.mkdir(parents=True, exist_ok=True)
+        write_json(args.results / "summary.json", document)
+        (args.results / "summary.md").write_text(table)
+        shutil.copy(chart, args.results / "collapse_probability.png")
     print(table)
     print(f"table: {out / 'summary.md'}; chart: {chart}")
-    return summaries
+    return summary
 
 
 if __name__ == "__main__":

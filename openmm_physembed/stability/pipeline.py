@@ -36,6 +36,14 @@ class StabilityResult:
     summaries: dict  # method -> MethodSummary dict
     plots: dict  # name -> PNG path
     wall_s: float
+    comparison: dict = None  # rate ratio, p-value, log-rank (augmented vs baseline)
+    per_seed: dict = None  # method -> seed -> hazard
+    collapses: list = None  # every collapse explained (explain.explain_collapse)
+
+    def text(self) -> str:
+        from .report import format_report
+
+        return format_report(self.molecule, self.summaries, self.comparison, self.per_seed)
 
 
 def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityProtocol = StabilityProtocol(),
@@ -94,7 +102,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
         models[method] = train_mace(labelled[method].out_path, labelled["valid"].out_path, out / "models" / method,
                                     preset=protocol.training_preset, seeds=protocol.seeds,
                                     e0s=labelled[method].e0s_path, overrides=protocol.training_overrides or None,
-                                    executor=executor)
+                                    executor=executor, progress=progress)
     wall["training_s"] = time.perf_counter() - t0
     for method in METHODS:
         rmse = ", ".join(f"{m.valid_forces_rmse_mev_per_angstrom:.0f}" for m in models[method])
@@ -120,8 +128,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
                  progress=f"{method} seed {model.seed}" if progress and executor is None else None,
                  method=method, seed=model.seed)
             for method in METHODS for model in models[method]]
-    runner = executor.map if executor is not None else map
-    outcomes = list(runner(run_model_md, jobs))
+    outcomes = _run_md_jobs(jobs, executor, progress, log)
     wall["stability_md_s"] = time.perf_counter() - t0
 
     records = []
@@ -131,12 +138,33 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
                             "start_frame": int(start_frames[outcome["start"]]), **outcome,
                             "collapse_time_ps": (outcome["collapse_step"] * protocol.timestep_fs * 1e-3
                                                  if outcome["collapse_step"] is not None else None)})
+    explanations = _explain(records, jobs, molecule, params,
+                            {"baseline": reference.frames_path, "augmented": augmentation.train_path})
     result = _write_report(molecule, out, protocol, records, models, augmentation, wall,
-                           time.perf_counter() - started)
-    log(f"[5/5] collapse probability: " + ", ".join(
-        f"{m} {100 * s['collapse_probability']:.0f}% ({s['n_collapsed']}/{s['n_trajectories']})"
+                           time.perf_counter() - started, explanations)
+    log(f"[5/5] collapses: " + ", ".join(
+        f"{m} {s['n_collapsed']}/{s['n_trajectories']} in {s['exposure_ps']:.0f} trajectory-ps"
         for m, s in result.summaries.items()))
     return result
+
+
+def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, log) -> list[list[dict]]:
+    """Every model's replica MD; in a pool, one line per finished model (workers draw no bars)."""
+    if executor is None:
+        return [run_model_md(job) for job in jobs]
+    from concurrent.futures import as_completed
+
+    futures = {executor.submit(run_model_md, job): k for k, job in enumerate(jobs)}
+    results: list = [None] * len(jobs)
+    started = time.perf_counter()
+    for done, future in enumerate(as_completed(futures), start=1):
+        k = futures[future]
+        results[k] = future.result()
+        collapsed = sum(not o["stable"] for o in results[k])
+        if progress:
+            log(f"      MD {done}/{len(jobs)} done ({(time.perf_counter() - started) / 60:.1f} min): "
+                f"{jobs[k]['method']} seed {jobs[k]['seed']}, {collapsed}/{len(results[k])} collapsed")
+    return results
 
 
 def run_model_md(job: dict) -> list[dict]:
@@ -148,17 +176,23 @@ def run_model_md(job: dict) -> list[dict]:
 
 
 def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, models, augmentation, wall,
-                  total_s) -> StabilityResult:
+                  total_s, explanations=None) -> StabilityResult:
     from .plots import plot_collapse_bars, plot_survival
+    from .report import PUBLISHED_P100, compare_arms, format_report, per_seed
 
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
-    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.timestep_fs).as_dict() for m, rs in by_method.items()}
+    published = PUBLISHED_P100.get(molecule.name, {})
+    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.timestep_fs, published.get(m)).as_dict()
+                 for m, rs in by_method.items()}
+    comparison = compare_arms(by_method["augmented"], by_method["baseline"], protocol.test_ps, protocol.timestep_fs)
+    seeds = {m: per_seed(rs, protocol.test_ps, protocol.timestep_fs) for m, rs in by_method.items()}
     title = (f"{molecule.name}: {protocol.temperature_K:g} K, {protocol.test_ps:g} ps, "
              f"{len(protocol.seeds)} seeds x {protocol.n_starts} starts")
     plots = {
         "collapse_probability": plot_collapse_bars({molecule.name: summaries}, out / "collapse_probability.png",
                                                    title),
-        "survival": plot_survival(by_method, protocol.test_ps, protocol.timestep_fs, out / "survival.png", title),
+        "survival": plot_survival(by_method, protocol.test_ps, protocol.timestep_fs, out / "survival.png", title,
+                                  hazards=summaries),
         "bond_length_distributions": augmentation.plot_path,
     }
     report = {
@@ -169,6 +203,10 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
                               "overlap_distance_angstrom": protocol.overlap_distance_nm * 10,
                               "bond_reference": "GAFF r0", "checked_every_steps": protocol.check_interval},
         "summary": summaries,
+        "comparison": comparison,
+        "per_seed": seeds,
+        "collapses": explanations or [],
+        "text": format_report(molecule.name, summaries, comparison, seeds),
         "models": {m: [{"seed": t.seed, "model_path": str(t.model_path),
                         "valid_energy_rmse_mev_per_atom": t.valid_energy_rmse_mev_per_atom,
                         "valid_forces_rmse_mev_per_angstrom": t.valid_forces_rmse_mev_per_angstrom}
@@ -178,4 +216,23 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
         "plots": {k: str(v) for k, v in plots.items()},
     }
     report_path = write_json(out / "stability_report.json", report)
-    return StabilityResult(molecule.name, out, report_path, summaries, plots, total_s)
+    return StabilityResult(molecule.name, out, report_path, summaries, plots, total_s, comparison, seeds,
+                           explanations or [])
+
+
+def _explain(records, jobs, molecule, params, training_files) -> list[dict]:
+    """Every collapse against the training sets' bond ranges (see :mod:`.explain`)."""
+    from .explain import explain_collapse, training_bond_ranges
+    from .replica_md import load_collapse_frames
+
+    bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)
+    r0 = np.array([b.r0 for b in params.bonds])
+    types = [f"{b.type1}-{b.type2}" for b in params.bonds]
+    ranges = {}
+    for method, path in training_files.items():
+        frames = np.array([atoms.get_positions() for atoms in read_extxyz(path)]) * 0.1  # Angstrom -> nm
+        ranges[method] = training_bond_ranges(frames, bonds)
+    frames_by_job = {(job["method"], job["seed"]): load_collapse_frames(job["out_dir"]) for job in jobs}
+    return [explain_collapse(r, frames_by_job[(r["method"], r["seed"])].get(r["start"]), bonds, r0, types,
+                             molecule.symbols, ranges)
+            for r in records if not r["stable"]]

@@ -52,16 +52,26 @@ def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, 
 
 
 def plot_survival(records_by_method: dict[str, list[dict]], test_ps: float, timestep_fs: float,
-                  path: str | Path, title: str = "") -> Path:
+                  path: str | Path, title: str = "", hazards: dict[str, dict] | None = None) -> Path:
+    """Kaplan-Meier survival of each arm with its 95% band; the legend gives collapses / exposure."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method, records in records_by_method.items():
-        t, alive = survival_curve(records, test_ps, timestep_fs)
-        ax.step(t, 100 * alive, where="post", color=COLORS.get(method), label=f"{method} (n = {len(records)})")
+        curve = survival_curve(records, test_ps, timestep_fs)
+        color = COLORS.get(method)
+        label = f"{method} (n = {len(records)})"
+        if hazards and method in hazards:
+            h = hazards[method]
+            label = (f"{method}: {h['n_collapsed']}/{h['n_trajectories']} collapsed, "
+                     f"{h['exposure_ps']:.0f} ps, P(100 ps) {100 * h['p100'][0]:.0f}%")
+        ax.step(curve.time_ps, 100 * curve.survival, where="post", color=color, label=label)
+        ax.fill_between(curve.time_ps, 100 * curve.low, 100 * curve.high, step="post", color=color, alpha=0.2,
+                        linewidth=0)
     ax.set_xlabel("time (ps)")
-    ax.set_ylabel("intact trajectories (%)")
+    ax.set_ylabel("intact trajectories (%, Kaplan-Meier, 95% band)")
+    ax.set_xlim(0, test_ps)
     ax.set_ylim(-2, 102)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -22,6 +22,8 @@ from ..errors import StabilityError
 from ..io import read_json, save_npz, write_json
 from .collapse import CollapseCriteria, CollapseEvent, detect_collapse, nonbonded_pairs
 
+COLLAPSE_FRAMES = "collapse_frames.npz"
+
 
 @dataclass(frozen=True)
 class ReplicaMDSettings:
@@ -49,14 +51,14 @@ class ReplicaOutcome:
     distance_nm: float | None
 
 
-def _build_context(model_path, symbols_masses, bonds, n_replicas, settings: ReplicaMDSettings):
+def build_replica_context(model_path, symbols, masses, bonds, n_replicas, settings: ReplicaMDSettings):
+    """A Context of ``n_replicas`` non-interacting copies of one molecule under one MACE TorchForce."""
     import openmm
     from openmm import app
 
     from ..potentials.mace_force import add_mace_force
     from ..simulation.platforms import choose_platform
 
-    symbols, masses = symbols_masses
     system = openmm.System()
     topology = app.Topology()
     chain = topology.addChain()
@@ -112,6 +114,7 @@ def run_replica_stability(
     criteria = CollapseCriteria(settings.bond_tolerance_nm, settings.overlap_distance_nm)
     pairs = nonbonded_pairs(n_atoms, bonds)
     state_path, meta_path = out_dir / "replica_state.npz", out_dir / "replica_run.json"
+    frames_path = out_dir / COLLAPSE_FRAMES
     settings_dict = {**asdict(settings), "model": str(model_path), "n_starts": n_starts}
 
     outcomes: dict[int, ReplicaOutcome] = {}
@@ -148,7 +151,7 @@ def run_replica_stability(
     def rebuild():
         if not active:
             return None
-        ctx = _build_context(model_path, (symbols, masses_amu), bonds, len(active), settings)
+        ctx = build_replica_context(model_path, symbols, masses_amu, bonds, len(active), settings)
         ctx.setPositions(positions[active].reshape(-1, 3))
         ctx.setVelocities(velocities[active].reshape(-1, 3))
         return ctx
@@ -190,6 +193,8 @@ def run_replica_stability(
                                                                  pairs, len(active), n_atoms, todo)
             step += todo
             collapsed = [k for k, e in enumerate(events) if e is not None]
+            if collapsed:
+                _save_collapse_frames(frames_path, {active[k]: (positions[active[k]], current[k]) for k in collapsed})
             for k in collapsed:
                 event: CollapseEvent = events[k]
                 outcomes[active[k]] = ReplicaOutcome(active[k], False, step, event.cause,
@@ -217,6 +222,25 @@ def run_replica_stability(
         if bar is not None:
             bar.close()
     return [outcomes[i] for i in range(n_starts)]
+
+
+def _save_collapse_frames(path: Path, frames: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Add (last intact check, first collapsed check) positions of collapsed starts to ``path``."""
+    stored = dict(np.load(path)) if path.is_file() else {}
+    for start, (intact, broken) in frames.items():
+        stored[f"intact_{start}"] = np.asarray(intact, dtype=float)
+        stored[f"collapsed_{start}"] = np.asarray(broken, dtype=float)
+    save_npz(path, **stored)
+
+
+def load_collapse_frames(out_dir: str | Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """start index -> (positions at the last intact check, positions when the collapse was seen), nm."""
+    path = Path(out_dir) / COLLAPSE_FRAMES
+    if not path.is_file():
+        return {}
+    stored = np.load(path)
+    starts = sorted(int(k.split("_")[1]) for k in stored.files if k.startswith("collapsed_"))
+    return {s: (stored[f"intact_{s}"], stored[f"collapsed_{s}"]) for s in starts}
 
 
 def _find_failure(context, bonds, bond_lengths_nm, criteria, pairs, n_replicas, n_atoms, max_steps):

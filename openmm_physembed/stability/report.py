@@ -1,13 +1,26 @@
-"""Summaries of stability outcomes: collapse probability, survival times, survival curves.
+"""Summaries of stability outcomes: per arm, per seed and between the arms.
 
-Pure functions over the per-replica records; plots and the CLI read these.
+Pure functions over the per-trajectory records the pipeline writes (``stable``,
+``collapse_step``, ``seed``, ...). Besides the fixed-length collapse fraction (with its Wilson
+interval) every summary carries the survival statistics of :mod:`.survival`: exposure, hazard
+with its exact interval and the implied probability of collapse within the published 100 ps,
+printed beside the published percentage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from . import survival
+
+#: Published collapse probabilities within 100 ps at 800 K (MACE, 50 structures; Hu, Hou & Jiang, Fig. 2c).
+PUBLISHED_P100: dict[str, dict[str, float]] = {
+    "paracetamol": {"baseline": 0.77, "augmented": 0.0},
+    "novec7000": {"baseline": 0.59, "augmented": 0.0},
+    "ac-ala3-nhme": {"baseline": 0.22, "augmented": 0.0},
+}
 
 
 @dataclass(frozen=True)
@@ -15,42 +28,117 @@ class MethodSummary:
     method: str
     n_trajectories: int
     n_collapsed: int
-    collapse_probability: float
+    collapse_probability: float  # fraction collapsed within test_ps
     collapse_probability_ci95: tuple[float, float]  # Wilson score interval
     mean_survival_ps: float  # censored at the test length for stable trajectories
     test_ps: float
+    exposure_ps: float  # trajectory-ps until collapse or the end of the test
+    hazard_per_ps: list  # [value, low, high], exact Poisson 95% interval
+    p100: list  # [value, low, high]: 1 - exp(-100 ps * hazard)
+    published_p100: float | None = None
 
     def as_dict(self) -> dict:
-        return self.__dict__.copy()
+        return asdict(self)
 
 
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (Wilson, JASA 1927, 22, 209)."""
+def wilson_interval(k: int, n: int, confidence: float = survival.CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (scipy's ``binomtest(...).proportion_ci``)."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return (0.0, 1.0)
-    p = k / n
-    denominator = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denominator
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def survival_times_ps(records: list[dict], test_ps: float, timestep_fs: float) -> np.ndarray:
-    return np.array([test_ps if r["stable"] else r["collapse_step"] * timestep_fs * 1e-3 for r in records])
+    return np.array([test_ps if r["stable"] else r["collapse_step"] * timestep_fs * 1e-3 for r in records],
+                    dtype=float)
 
 
-def summarize(method: str, records: list[dict], test_ps: float, timestep_fs: float) -> MethodSummary:
+def collapsed_flags(records: list[dict]) -> np.ndarray:
+    return np.array([not r["stable"] for r in records], dtype=bool)
+
+
+def hazard(records: list[dict], test_ps: float, timestep_fs: float) -> survival.HazardEstimate:
+    return survival.hazard_estimate(survival_times_ps(records, test_ps, timestep_fs), collapsed_flags(records))
+
+
+def summarize(method: str, records: list[dict], test_ps: float, timestep_fs: float,
+              published_p100: float | None = None) -> MethodSummary:
     n = len(records)
-    k = sum(not r["stable"] for r in records)
+    k = int(collapsed_flags(records).sum())
     times = survival_times_ps(records, test_ps, timestep_fs)
+    h = hazard(records, test_ps, timestep_fs)
     return MethodSummary(method, n, k, k / n if n else float("nan"), wilson_interval(k, n),
-                         float(times.mean()) if n else float("nan"), test_ps)
+                         float(times.mean()) if n else float("nan"), test_ps, h.exposure_ps,
+                         h.hazard_per_ps.as_list(), h.p_collapse_within_horizon.as_list(), published_p100)
 
 
-def survival_curve(records: list[dict], test_ps: float, timestep_fs: float, n_points: int = 200):
-    """(t in ps, fraction of trajectories still intact at t)."""
-    times = survival_times_ps(records, test_ps, timestep_fs)
-    stable = np.array([r["stable"] for r in records])
-    t = np.linspace(0.0, test_ps, n_points)
-    alive = np.array([np.mean((times > x) | stable) for x in t]) if len(records) else np.ones_like(t)
-    return t, alive
+def per_seed(records: list[dict], test_ps: float, timestep_fs: float) -> dict[str, dict]:
+    """Hazard of each training seed's model (seeds differ as much as models do: look before pooling)."""
+    seeds = sorted({int(r["seed"]) for r in records})
+    return {str(s): hazard([r for r in records if int(r["seed"]) == s], test_ps, timestep_fs).as_dict()
+            for s in seeds}
+
+
+def compare_arms(augmented: list[dict], baseline: list[dict], test_ps: float, timestep_fs: float) -> dict:
+    """Rate ratio augmented / baseline (exact interval, two-sided p) and the log-rank test."""
+    ta, ca = survival_times_ps(augmented, test_ps, timestep_fs), collapsed_flags(augmented)
+    tb, cb = survival_times_ps(baseline, test_ps, timestep_fs), collapsed_flags(baseline)
+    ratio = survival.rate_ratio(int(ca.sum()), float(ta.sum()), int(cb.sum()), float(tb.sum()))
+    test = survival.logrank(ta, ca, tb, cb)
+    return {"rate_ratio": [ratio.value, ratio.low, ratio.high], "p_value": ratio.p_value,
+            "test": "exact conditional binomial test of two Poisson rates (two-sided)",
+            "logrank": {"statistic": test.statistic, "p_value": test.p_value}}
+
+
+def survival_curve(records: list[dict], test_ps: float, timestep_fs: float) -> survival.SurvivalCurve:
+    """Kaplan-Meier curve of the records (trajectories censored at ``test_ps``) with its 95% band."""
+    return survival.kaplan_meier(survival_times_ps(records, test_ps, timestep_fs), collapsed_flags(records))
+
+
+def molecule_summary(summaries: dict[str, dict], comparison: dict, molecule: str) -> dict:
+    """One molecule's entry of ``benchmarks/results/stability/summary.json``."""
+    def arm(s: dict) -> dict:
+        return {"collapses": s["n_collapsed"], "trajectories": s["n_trajectories"], "exposure_ps": s["exposure_ps"],
+                "hazard_per_ps": s["hazard_per_ps"], "p100": s["p100"]}
+
+    return {"baseline": arm(summaries["baseline"]), "augmented": arm(summaries["augmented"]),
+            "rate_ratio": comparison["rate_ratio"], "p_value": comparison["p_value"],
+            "logrank_p_value": comparison["logrank"]["p_value"],
+            "published_p100": PUBLISHED_P100.get(molecule, {"baseline": None, "augmented": None})}
+
+
+def format_report(molecule: str, summaries: dict[str, dict], comparison: dict, seeds: dict | None = None,
+                  test_ps: float | None = None) -> str:
+    """The console table: collapses, exposure, hazard, implied 100-ps probability vs published, test."""
+    lines = [f"{molecule}: collapses per trajectory-ps (exact 95% intervals); P(collapse in 100 ps) = 1 - exp(-100 h)"]
+    lines.append(f"  {'arm':<10} {'collapsed':>10} {'exposure ps':>12} {'hazard 1/ps':>28} "
+                 f"{'P(100 ps)':>22} {'published':>9}")
+    for method, s in summaries.items():
+        h, p = s["hazard_per_ps"], s["p100"]
+        published = s.get("published_p100")
+        lines.append(f"  {method:<10} {s['n_collapsed']:>4}/{s['n_trajectories']:<5} {s['exposure_ps']:>12.1f} "
+                     f"{h[0]:>9.2e} [{h[1]:.1e}, {h[2]:.1e}] {100 * p[0]:>7.1f}% [{100 * p[1]:.0f}-{100 * p[2]:.0f}%] "
+                     f"{'' if published is None else f'{100 * published:.0f}%':>9}")
+    rr = comparison["rate_ratio"]
+    lines.append(f"  rate ratio augmented/baseline {rr[0]:.3g} (95% CI {rr[1]:.3g}-{rr[2]:.3g}), "
+                 f"p = {comparison['p_value']:.2g}; log-rank p = {comparison['logrank']['p_value']:.2g}")
+    if seeds:
+        for method, by_seed in seeds.items():
+            parts = [f"seed {k}: {v['collapses']}/{v['n_trajectories']} in {v['exposure_ps']:.0f} ps"
+                     for k, v in by_seed.items()]
+            lines.append(f"  {method:<10} " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def is_underpowered(summaries: dict[str, dict], alpha: float = 0.01) -> bool:
+    """True when even the published baseline hazard would rarely give p < ``alpha`` at this exposure."""
+    published = 0.77  # the largest published baseline collapse probability (paracetamol)
+    rate = -np.log1p(-published) / survival.PUBLISHED_TEST_PS
+    exposure_b = summaries["baseline"]["exposure_ps"]
+    exposure_a = summaries["augmented"]["exposure_ps"]
+    if exposure_b <= 0:
+        return True
+    return survival.power_zero_events(rate * exposure_b, exposure_a / exposure_b, alpha) < 0.8

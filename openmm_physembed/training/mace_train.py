@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +83,7 @@ def train_mace(
     device: str | None = None,
     executor: Executor | None = None,
     threads_per_seed: int | None = None,
+    progress: bool = False,
 ) -> list[TrainedModel]:
     """Train one MACE model per seed with ``mace_run_train`` and collect the results.
 
@@ -110,6 +113,9 @@ def train_mace(
         after the other in this process.
     threads_per_seed
         ``OMP_NUM_THREADS`` of each training process (default: inherited).
+    progress
+        A progress bar per seed (epochs, with the latest validation force RMSE) when the seeds
+        run in this process.
     """
     train_file, valid_file, out_dir = Path(train_file).resolve(), Path(valid_file).resolve(), Path(out_dir)
     for path, what in ((train_file, "training"), (valid_file, "validation")):
@@ -135,8 +141,11 @@ def train_mace(
         jobs.append((seed, train_file, valid_file, (out_dir / f"seed_{seed}").resolve(), dict(options),
                      preset.name, threads_per_seed))
     if executor is None:
-        return [_train_one_seed(*job) for job in jobs]
+        return [_train_one_seed(*job, progress=progress) for job in jobs]
     futures = [executor.submit(_train_one_seed, *job) for job in jobs]
+    if progress:
+        _watch_pool(futures, [job[3] / "mace_stdout.log" for job in jobs], int(options.get("max_num_epochs", 0)),
+                    f"train {preset.name} seeds {','.join(map(str, seeds))}")
     return [future.result() for future in futures]
 
 
@@ -165,7 +174,7 @@ def mace_command_line(options: Mapping[str, Any]) -> list[str]:
 # -- one seed ---------------------------------------------------------------------------------
 
 def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path, options: dict,
-                    preset_name: str, threads: int | None) -> TrainedModel:
+                    preset_name: str, threads: int | None, progress: bool = False) -> TrainedModel:
     name = f"mace_seed{seed}"
     options = {"name": name, "seed": seed, "work_dir": str(run_dir), "train_file": str(train_file),
                "valid_file": str(valid_file), **options}
@@ -186,12 +195,15 @@ def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path
     with open(stdout_path, "a") as log:
         log.write("\n$ " + " ".join(command) + "\n")
         log.flush()
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env)
-    if completed.returncode != 0:
+        start = stdout_path.stat().st_size
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env)
+        returncode = _watch_epochs(process, stdout_path, start, int(options.get("max_num_epochs", 0)),
+                                   f"train {preset_name} seed {seed}" if progress else None)
+    if returncode != 0:
         output = stdout_path.read_text(errors="replace")
         usage_errors = [line for line in output.splitlines() if "run_train.py: error:" in line]
         detail = usage_errors[-1] if usage_errors else "last lines:\n" + tail(output)
-        raise TrainingError(f"mace_run_train failed for seed {seed} (exit {completed.returncode}; full output in "
+        raise TrainingError(f"mace_run_train failed for seed {seed} (exit {returncode}; full output in "
                             f"{stdout_path}): {detail}")
     return _collect(seed, run_dir, name, options, preset_name)
 
@@ -226,6 +238,64 @@ def _collect(seed: int, run_dir: Path, name: str, options: Mapping[str, Any], pr
     )
     write_json(run_dir / "result.json", trained.to_json())
     return trained
+
+
+_EPOCH_LINE = re.compile(r"Epoch (\d+):.*?RMSE_F=\s*([0-9.]+)")
+
+
+def _watch_epochs(process: subprocess.Popen, log_path: Path, start: int, total_epochs: int,
+                  description: str | None, poll_s: float = 2.0) -> int:
+    """Wait for ``process``; with a description, follow mace's "Epoch N: ... RMSE_F=" lines in a bar."""
+    if description is None:
+        return process.wait()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_epochs or None, desc=description, unit="epoch", dynamic_ncols=True)
+    try:
+        while True:
+            finished = process.poll() is not None
+            latest = _last_epoch(log_path, start)
+            if latest:
+                epoch, rmse = latest
+                bar.update(max(0, epoch + 1 - bar.n))
+                bar.set_postfix_str(f"valid F RMSE {rmse} meV/A")
+            if finished:
+                return process.returncode
+            time.sleep(poll_s)
+    finally:
+        bar.close()
+
+
+def _last_epoch(log_path: Path, start: int = 0) -> tuple[int, str] | None:
+    if not log_path.is_file():
+        return None
+    with open(log_path, errors="replace") as handle:
+        handle.seek(start)
+        matches = _EPOCH_LINE.findall(handle.read())
+    return (int(matches[-1][0]), matches[-1][1]) if matches else None
+
+
+def _watch_pool(futures, log_paths: list[Path], epochs: int, description: str, poll_s: float = 5.0) -> None:
+    """One bar over the epochs of seeds training in other processes (read from their logs)."""
+    from concurrent.futures import wait
+
+    from tqdm.auto import tqdm
+
+    starts = [p.stat().st_size if p.is_file() else 0 for p in log_paths]
+    bar = tqdm(total=epochs * len(log_paths) or None, desc=description, unit="epoch", dynamic_ncols=True)
+    try:
+        while True:
+            done, _ = wait(futures, timeout=poll_s)
+            latest = [_last_epoch(p, s) for p, s in zip(log_paths, starts)]
+            finished = sum(epochs if f in done else (e[0] + 1 if e else 0) for f, e in zip(futures, latest))
+            bar.update(max(0, finished - bar.n))
+            rmse = [e[1] for e in latest if e]
+            if rmse:
+                bar.set_postfix_str(f"valid F RMSE {'/'.join(rmse)} meV/A")
+            if len(done) == len(futures):
+                return
+    finally:
+        bar.close()
 
 
 # -- mace's error table -----------------------------------------------------------------------

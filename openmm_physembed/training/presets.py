@@ -105,6 +105,14 @@ TRAINING_PRESETS: dict[str, TrainingPreset] = {
          "forces_weight": 100.0, "batch_size": 5, "valid_batch_size": 10, "max_num_epochs": 150,
          "ema": True, "ema_decay": 0.99},
     ),
+    "cpu": TrainingPreset(
+        "cpu",
+        "invariant-feature MACE for CPU stability runs (16 channels, max L 0, correlation 2, 200 epochs, EMA; "
+        "~3x cheaper per MD step than 'small', measured in benchmarks/results/stability_throughput.json)",
+        {**_COMMON, "num_channels": 16, "max_L": 0, "correlation": 2, "energy_weight": 1.0,
+         "forces_weight": 100.0, "batch_size": 5, "valid_batch_size": 10, "max_num_epochs": 200,
+         "ema": True, "ema_decay": 0.99},
+    ),
 }
 
 

@@ -1,0 +1,151 @@
+"""Survival statistics of the stability benchmark against textbook values and simulated hazards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openmm_physembed.stability import survival
+from openmm_physembed.stability.explain import explain_collapse, training_bond_ranges
+from openmm_physembed.stability.report import compare_arms, per_seed, summarize, wilson_interval
+
+# Freireich et al. (Blood 1963) 6-MP vs placebo remission times in weeks, the textbook data set of
+# Kaplan-Meier and log-rank (Gehan 1965; Kleinbaum & Klein, Survival Analysis, ch. 2).
+SIX_MP = np.array([6, 6, 6, 6, 7, 9, 10, 10, 11, 13, 16, 17, 19, 20, 22, 23, 25, 32, 32, 34, 35], float)
+SIX_MP_EVENT = np.array([1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0], bool)
+PLACEBO = np.array([1, 1, 2, 2, 3, 4, 4, 5, 5, 8, 8, 8, 8, 11, 11, 12, 12, 15, 17, 22, 23], float)
+
+
+def test_poisson_interval_matches_garwood_tables():
+    # 0 events: upper limit 3.689 (the "rule of 3.7"); 10 events: 4.795-18.390 (Garwood 1936 tables).
+    assert survival.poisson_rate_interval(0, 1.0) == pytest.approx((0.0, 3.6889), abs=1e-4)
+    assert survival.poisson_rate_interval(10, 1.0) == pytest.approx((4.7954, 18.3904), abs=1e-4)
+    assert survival.poisson_rate_interval(10, 200.0) == pytest.approx((4.7954 / 200, 18.3904 / 200), rel=1e-4)
+
+
+def test_rate_ratio_with_no_events_in_one_arm_is_the_closed_form_clopper_pearson():
+    # Equal exposures, 0 vs k: p = 2 * 0.5**k; upper pi = 1 - 0.025**(1/k), ratio = pi / (1 - pi).
+    for k in (8, 10, 14):
+        ratio = survival.rate_ratio(0, 500.0, k, 500.0)
+        assert ratio.p_value == pytest.approx(2 * 0.5**k, rel=1e-9)
+        upper = 1 - 0.025 ** (1 / k)
+        assert ratio.high == pytest.approx(upper / (1 - upper), rel=1e-9)
+        assert ratio.value == 0.0 and ratio.low == 0.0
+    # Unequal exposures scale the ratio: 2 collapses in 100 ps vs 8 in 400 ps is a ratio of exactly 1.
+    assert survival.rate_ratio(2, 100.0, 8, 400.0).value == pytest.approx(1.0)
+    assert survival.rate_ratio(2, 100.0, 8, 400.0).p_value == pytest.approx(1.0)
+
+
+def test_kaplan_meier_and_logrank_on_the_freireich_data():
+    curve = survival.kaplan_meier(SIX_MP, SIX_MP_EVENT)
+    expected = {6: 0.857, 7: 0.807, 10: 0.753, 13: 0.690, 16: 0.627, 22: 0.538, 23: 0.448}
+    for t, s in expected.items():
+        k = np.searchsorted(curve.time_ps, t, side="right") - 1
+        assert curve.survival[k] == pytest.approx(s, abs=6e-4)
+        assert curve.low[k] < s < curve.high[k]
+    # Log-rank chi-square 16.79 (p = 4.2e-5); scipy's statistic is its signed square root.
+    test = survival.logrank(SIX_MP, SIX_MP_EVENT, PLACEBO, np.ones_like(PLACEBO, bool))
+    assert test.statistic**2 == pytest.approx(16.79, abs=0.01)
+    assert test.p_value == pytest.approx(4.17e-5, rel=0.01)
+
+
+def test_hazard_and_its_interval_on_simulated_constant_hazard_data():
+    """1000 simulated benchmarks at a known hazard: unbiased estimate, 95% coverage, exact p100."""
+    rng = np.random.default_rng(7)
+    rate, test_ps, n = 0.02, 20.0, 40
+    estimates, covered, p100_covered = [], 0, 0
+    true_p100 = 1 - np.exp(-100 * rate)
+    trials = 1000
+    for _ in range(trials):
+        t = rng.exponential(1 / rate, size=n)
+        collapsed = t < test_ps
+        h = survival.hazard_estimate(np.minimum(t, test_ps), collapsed)
+        estimates.append(h.hazard_per_ps.value)
+        covered += h.hazard_per_ps.low <= rate <= h.hazard_per_ps.high
+        p100_covered += h.p_collapse_within_horizon.low <= true_p100 <= h.p_collapse_within_horizon.high
+    estimates = np.array(estimates)
+    # Mean within 4 standard errors of the truth (collapses / exposure is asymptotically unbiased;
+    # its small bias at ~11 events per benchmark is ~1/k ~ 9%: allowed for in the tolerance).
+    assert abs(estimates.mean() - rate) < 4 * estimates.std() / np.sqrt(trials) + 0.1 * rate
+    # The exact interval is conservative: coverage >= 95% minus 3 binomial standard errors.
+    se = np.sqrt(0.95 * 0.05 / trials)
+    assert covered / trials >= 0.95 - 3 * se
+    assert p100_covered == covered  # p100 is a monotone map of the hazard interval
+
+
+def test_rate_ratio_test_holds_its_size_and_finds_a_real_difference():
+    rng = np.random.default_rng(11)
+    trials, n, test_ps = 2000, 60, 10.0
+
+    def arm(rate):
+        t = rng.exponential(1 / rate, size=n)
+        return np.minimum(t, test_ps), t < test_ps
+
+    rejections_null = rejections_alt = 0
+    for _ in range(trials):
+        (ta, ca), (tb, cb) = arm(0.02), arm(0.02)
+        rejections_null += survival.rate_ratio(ca.sum(), ta.sum(), cb.sum(), tb.sum()).p_value < 0.05
+        (ta, ca), (tb, cb) = arm(0.002), arm(0.02)
+        rejections_alt += survival.rate_ratio(ca.sum(), ta.sum(), cb.sum(), tb.sum()).p_value < 0.05
+    se = np.sqrt(0.05 * 0.95 / trials)
+    assert rejections_null / trials <= 0.05 + 3 * se  # exact conditional test: size at most alpha
+    assert rejections_alt / trials > 0.8
+
+
+def test_kaplan_meier_matches_the_simulated_survival_function():
+    rng = np.random.default_rng(3)
+    rate, test_ps = 0.05, 20.0
+    t = rng.exponential(1 / rate, size=4000)
+    curve = survival.kaplan_meier(np.minimum(t, test_ps), t < test_ps)
+    for x in (5.0, 10.0, 19.0):
+        k = np.searchsorted(curve.time_ps, x, side="right") - 1
+        truth = np.exp(-rate * x)
+        half_width = (curve.high[k] - curve.low[k]) / 2
+        assert abs(curve.survival[k] - truth) < 2 * half_width  # ~4 standard errors
+
+
+def test_power_of_ten_expected_collapses():
+    # 0 vs k at equal exposure reaches p < 0.01 from k = 8: P(Poisson(10) >= 8) = 0.7798.
+    assert survival.power_zero_events(10.0, 1.0, 0.01) == pytest.approx(0.77978, abs=1e-4)
+
+
+def test_wilson_interval_textbook_values():
+    # Newcombe (Stat Med 1998) table: 0/10 -> 0-0.2775, 5/10 -> 0.2366-0.7634.
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+
+
+def _records(method, seed, times, collapsed, test_ps):
+    return [{"method": method, "seed": seed, "start": i, "stable": not c,
+             "collapse_step": int(round(t * 1000)) if c else None} for i, (t, c) in enumerate(zip(times, collapsed))]
+
+
+def test_report_counts_exposure_until_collapse_or_end():
+    base = _records("baseline", 0, [1.0, 2.5, 5.0, 5.0], [True, True, False, False], 5.0)
+    aug = _records("augmented", 0, [5.0] * 4, [False] * 4, 5.0)
+    s = summarize("baseline", base, 5.0, 1.0, published_p100=0.77)
+    assert (s.n_collapsed, s.exposure_ps) == (2, pytest.approx(13.5))
+    assert s.hazard_per_ps[0] == pytest.approx(2 / 13.5)
+    assert s.p100[0] == pytest.approx(1 - np.exp(-100 * 2 / 13.5))
+    comparison = compare_arms(aug, base, 5.0, 1.0)
+    assert comparison["rate_ratio"][0] == 0.0
+    # 0 of 2 collapses in the augmented arm, which holds 20 / 33.5 of the exposure.
+    # Two-sided binomial p: P(0 of 2) = (13.5/33.5)**2; no outcome is less likely, so that is all.
+    assert comparison["p_value"] == pytest.approx((13.5 / 33.5) ** 2)
+    assert per_seed(base, 5.0, 1.0)["0"]["collapses"] == 2
+
+
+def test_explanation_names_the_bond_and_its_training_range():
+    bonds = np.array([[0, 1], [1, 2]])
+    r0 = np.array([0.1, 0.15])
+    training = np.array([[[0, 0, 0], [0.1 + d, 0, 0], [0.25 + d, 0, 0]] for d in (0.0, 0.01, 0.02)])
+    ranges = {"augmented": training_bond_ranges(training, bonds)}
+    intact = np.array([[0, 0, 0], [0.14, 0, 0], [0.29, 0, 0]])  # bond 0-1 already 0.02 nm past its range
+    broken = np.array([[0, 0, 0], [0.16, 0, 0], [0.31, 0, 0]])
+    record = {"method": "augmented", "seed": 0, "start": 3, "collapse_time_ps": 1.2, "cause": "bond",
+              "description": "bond", "atoms": (0, 1), "distance_nm": 0.16}
+    e = explain_collapse(record, (intact, broken), bonds, r0, ["hc-c3", "c3-c3"], ["H", "C", "C"], ranges)
+    assert e["bond"]["gaff_types"] == "hc-c3" and e["bond"]["training_range_A"]["augmented"] == pytest.approx([1.0, 1.2])
+    assert e["precursor"]["atoms"] == "H0-C1"
+    assert e["precursor"]["beyond_training_A"] == pytest.approx(0.2)
+    assert e["verdict"].startswith("outside")
