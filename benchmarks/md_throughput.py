@@ -95,23 +95,33 @@ def build_systems(args):
 
 
 # ---------------------------------------------------------------- engines
-def openmm_simulation(system, spec, positions, seed=1):
+def openmm_context(system, spec, positions, seed=1, platform="CPU", properties=None):
+    """A Langevin (300 K, 0.5 fs) Context on ``platform`` with positions and velocities set."""
     import openmm
 
     integrator = openmm.LangevinMiddleIntegrator(300.0, 1.0, 0.0005)
     integrator.setRandomNumberSeed(seed)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), properties or {})
     if spec["box"] is not None:
         context.setPeriodicBoxVectors(*(np.eye(3) * spec["box"]))
     context.setPositions(positions)
     context.setVelocitiesToTemperature(300.0, seed)
+    return context
+
+
+def openmm_simulation(system, spec, positions, seed=1, platform="CPU", properties=None):
+    context = openmm_context(system, spec, positions, seed, platform, properties)
+    integrator = context.getIntegrator()
 
     def step(n, _context=context):  # the closure keeps the Context alive
         integrator.step(n)
+        if platform != "CPU":  # GPU steps are queued: wait for them (copying positions back does)
+            _context.getState(getPositions=True)
     return step
 
 
-def make_ours(spec, model_path, dtype):
+def ours_system(spec, model_path, dtype):
+    """A System holding only our MACE TorchForce (module built on the CPU, any platform runs it)."""
     import openmm
 
     from openmm_physembed.potentials.mace_force import add_mace_force
@@ -122,17 +132,25 @@ def make_ours(spec, model_path, dtype):
     if spec["box"] is not None:
         system.setDefaultPeriodicBoxVectors(*(np.eye(3) * spec["box"]))
     add_mace_force(system, spec["top"], model_path, dtype=dtype, replicas=spec["replicas"])
-    return openmm_simulation(system, spec, spec["pos"])
+    return system
 
 
-def make_openmm_ml(spec, model_path, dtype):
+def make_ours(spec, model_path, dtype, platform="CPU", properties=None):
+    return openmm_simulation(ours_system(spec, model_path, dtype), spec, spec["pos"], platform=platform,
+                             properties=properties)
+
+
+def make_openmm_ml(spec, model_path, dtype, platform="CPU", properties=None):
     from openmmml import MLPotential
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # openmm-ml puts the model on CUDA whenever torch sees a GPU: match the platform instead.
         system = MLPotential("mace", modelPath=str(model_path)).createSystem(
-            spec["top"], precision="double" if dtype == "float64" else "single")
-    return openmm_simulation(system, spec, spec.get("peer_pos", spec["pos"]))
+            spec["top"], precision="double" if dtype == "float64" else "single",
+            device="cuda" if platform == "CUDA" else "cpu")
+    return openmm_simulation(system, spec, spec.get("peer_pos", spec["pos"]), platform=platform,
+                             properties=properties)
 
 
 def make_ase(spec, model_path, dtype):
@@ -159,14 +177,26 @@ def make_ase(spec, model_path, dtype):
 def make_floor(spec, model_path, dtype):
     """The model's own forward + backward on a fixed graph (mace-torch's data pipeline, once)."""
     import torch
-    from mace import data as mace_data
-    from mace.tools import torch_geometric, utils
 
     from openmm_physembed.potentials.mace_force import load_mace_model
 
     model = load_mace_model(model_path).to(torch.float64 if dtype == "float64" else torch.float32)
-    numbers = np.array([a.element.atomic_number for a in spec["top"].atoms()])
+    batch = mace_batch(spec, model)
+
+    def step(n):
+        for _ in range(n):
+            model(dict(batch), compute_force=True)
+    return step
+
+
+def mace_batch(spec, model, device="cpu"):
+    """mace-torch's own input dict for the spec's structure (its host neighbour list), in the model dtype."""
     import ase
+    import torch
+    from mace import data as mace_data
+    from mace.tools import torch_geometric, utils
+
+    numbers = np.array([a.element.atomic_number for a in spec["top"].atoms()])
 
     atoms = ase.Atoms(numbers=numbers, positions=np.asarray(spec.get("peer_pos", spec["pos"])) * 10.0)
     if spec["box"] is not None:
@@ -176,12 +206,8 @@ def make_floor(spec, model_path, dtype):
     config = mace_data.config_from_atoms(atoms)
     graph = mace_data.AtomicData.from_config(config, z_table=table, cutoff=float(model.r_max), heads=model.heads)
     batch = next(iter(torch_geometric.dataloader.DataLoader(dataset=[graph], batch_size=1))).to_dict()
-    batch = {k: (v.to(model.r_max.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()}
-
-    def step(n):
-        for _ in range(n):
-            model(dict(batch), compute_force=True)
-    return step
+    dtype = next(model.parameters()).dtype
+    return {k: (v.to(dtype) if torch.is_floating_point(v) else v).to(device) for k, v in batch.items()}
 
 
 MAKERS = {"ours": make_ours, "openmm-ml": make_openmm_ml, "ase": make_ase, "floor": make_floor}

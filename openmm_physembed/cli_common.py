@@ -8,16 +8,18 @@ import argparse
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where independent jobs run")
     group.add_argument("--workers", type=int, default=None,
-                       help="local worker processes (default: half the CPU cores, so that each OpenMM CPU worker has two)")
+                       help="local worker processes (default: one per GPU, each on its own GPU; without a GPU "
+                            "half the CPU cores, so that each OpenMM CPU worker has two)")
     group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                        help="run jobs on a Dask cluster, e.g. tcp://host:8786")
     group.add_argument("--serial", action="store_true", help="run jobs one by one in this process")
 
 
-def executor_from_args(args: argparse.Namespace):
+def executor_from_args(args: argparse.Namespace, gpu: bool | None = None):
+    """The Executor the options ask for; ``gpu=False`` for CPU-only jobs (see ``make_executor``)."""
     from .executors import make_executor
 
-    return make_executor(dask_scheduler=args.dask_scheduler, max_workers=args.workers, serial=args.serial)
+    return make_executor(dask_scheduler=args.dask_scheduler, max_workers=args.workers, serial=args.serial, gpu=gpu)
 
 
 def add_molecule_argument(parser: argparse.ArgumentParser, name: str = "molecule") -> None:

@@ -1,7 +1,9 @@
 import math
+import os
 
 import pytest
 
+from openmm_physembed import executors
 from openmm_physembed.executors import SerialExecutor, make_executor
 
 
@@ -83,10 +85,9 @@ def _pid(_):
 
 
 def test_default_pool_gives_every_worker_two_cores(monkeypatch):
-    import os
-
     from openmm_physembed.executors import default_workers
 
+    monkeypatch.setattr(executors, "gpu_count", lambda: 0)  # GPU machines: one per GPU (next test)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert default_workers() == 4
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
@@ -94,3 +95,42 @@ def test_default_pool_gives_every_worker_two_cores(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with make_executor() as executor:
         assert len(set(executor.map(_pid, range(4)))) == 1
+
+
+# ---------------------------------------------------------------- process pools on GPU machines
+def test_default_workers_one_per_gpu(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(executors, "gpu_count", lambda: 2)
+    assert executors.default_workers() == 2
+    assert executors.default_workers(gpu=False) == 8  # CPU-only jobs: two cores per worker
+    monkeypatch.setattr(executors, "gpu_count", lambda: 0)
+    assert executors.default_workers() == 8
+    assert [executors.gpu_for_worker(k, ["0", "1"]) for k in range(5)] == ["0", "1", "0", "1", "0"]
+    assert executors.gpu_for_worker(3, []) is None
+
+
+def test_gpu_count_respects_hidden_devices(monkeypatch):
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert executors.gpu_count() == 0
+
+
+def _worker_gpu(_):
+    import time
+
+    time.sleep(0.3)  # long enough that the second worker takes jobs too
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_pool_workers_each_see_their_own_gpu(monkeypatch):
+    """Two fake GPUs (the parent restricted to physical GPUs 3 and 5): each worker sees one of them,
+    different workers different ones; a CPU-only pool leaves the parent's setting alone."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setattr(executors, "gpu_count", lambda: 2)
+    with executors.make_executor() as pool:  # default size: one worker per GPU
+        seen = set(pool.map(_worker_gpu, range(6)))
+    pids, gpus = {pid for pid, _ in seen}, {gpu for _, gpu in seen}
+    assert gpus <= {"3", "5"}
+    assert len(seen) == len(pids) == len(gpus)  # each worker keeps one GPU, never shared
+    with executors.make_executor(max_workers=1, gpu=False) as pool:
+        assert set(dict(pool.map(_worker_gpu, range(1))).values()) == {"3,5"}

@@ -183,7 +183,8 @@ def test_module_variants_and_platforms_agree(paracetamol, model64):
     for return_forces, jit_optimize, platform in [(False, None, "Reference"), (False, None, "CPU"),
                                                   (True, None, "CPU"), (False, True, "CPU"), (True, True, "Reference")]:
         system = bare_system(top)
-        add_mace_force(system, top, model64, return_forces=return_forces, jit_optimize=jit_optimize)
+        add_mace_force(system, top, model64, dtype="float64", return_forces=return_forces,
+                       jit_optimize=jit_optimize)
         results.append(openmm_energy_forces(system, paracetamol.positions_nm, platform))
     for energy, forces in results[1:]:
         assert energy == pytest.approx(results[0][0], rel=1e-12)
@@ -197,7 +198,7 @@ def test_atom_subset(paracetamol, model64):
     positions = np.vstack([paracetamol.positions_nm, water.positions_nm + paracetamol.positions_nm[0] + 0.25])
     system = bare_system(top)
     n = paracetamol.n_atoms
-    add_mace_force(system, top, model64, atoms=range(n))
+    add_mace_force(system, top, model64, atoms=range(n), dtype="float64")
     energy, forces = openmm_energy_forces(system, positions)
     ref_e, ref_f, _ = ase_reference(model64, paracetamol.atomic_numbers, positions[:n])
     assert abs(energy - ref_e) / abs(ref_e) < 1e-9
@@ -224,7 +225,7 @@ def test_replicas_are_independent(paracetamol, model64, how):
     top = molecule_topology([paracetamol] * n_rep)
     system = bare_system(top)
     replicas = np.repeat(np.arange(n_rep) * 3 + 1, n) if how == "ids" else how
-    add_mace_force(system, top, model64, replicas=replicas)
+    add_mace_force(system, top, model64, replicas=replicas, dtype="float64")
     energy, forces = openmm_energy_forces(system, positions)
     singles = [ase_reference(model64, paracetamol.atomic_numbers, c) for c in copies]
     assert abs(energy - sum(e for e, _, _ in singles)) / abs(energy) < 1e-9
@@ -232,13 +233,13 @@ def test_replicas_are_independent(paracetamol, model64, how):
         assert rel_force_error(forces[k * n:(k + 1) * n], ref_f) < 1e-9
     # Without replicas the overlapping copies interact strongly.
     system = bare_system(top)
-    add_mace_force(system, top, model64)
+    add_mace_force(system, top, model64, dtype="float64")
     assert abs(openmm_energy_forces(system, positions)[0] - energy) > 10.0
 
 
 def test_replicas_in_periodic_box_equal_isolated_molecules(ec_box, model64):
     system = bare_system(ec_box.topology, ec_box.box_edge_nm)
-    add_mace_force(system, ec_box.topology, model64, replicas="residue")
+    add_mace_force(system, ec_box.topology, model64, replicas="residue", dtype="float64")
     energy, forces = openmm_energy_forces(system, ec_box.positions_nm)
     index = ec_box.molecule_index()
     numbers = np.array([a.element.atomic_number for a in ec_box.topology.atoms()])
@@ -332,7 +333,7 @@ def test_nve_energy_conservation(paracetamol, model64):
 
     top = molecule_topology([paracetamol])
     system = bare_system(top)
-    add_mace_force(system, top, model64)
+    add_mace_force(system, top, model64, dtype="float64")
     total, potential = _nve_total_energy(system, paracetamol.positions_nm)
     swing = np.ptp(potential)
     deviation = np.abs(total - total[0]).max()
@@ -377,7 +378,7 @@ def test_torch_force_works_when_openmm_was_imported_before_torch(tmp_path, model
         "top = app.Topology(); res = top.addResidue('M', top.addChain())\n"
         "for s in 'OHH': top.addAtom(s, app.Element.getBySymbol(s), res)\n"
         "system = openmm.System(); [system.addParticle(1.0) for _ in range(3)]\n"
-        f"add_mace_force(system, top, {str(model64)!r})\n"
+        f"add_mace_force(system, top, {str(model64)!r}, dtype='float64')\n"
         "c = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName('CPU'))\n"
         "c.setPositions(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]))\n"
         "print('ENERGY', c.getState(getEnergy=True).getPotentialEnergy()._value)\n"

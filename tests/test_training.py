@@ -271,3 +271,19 @@ def test_swa_returns_the_stage_two_model(dataset, tmp_path):
     assert "Stage Two (after 6 epochs)" in log  # mace's default start: 8 // 4 * 3
     # the reported errors are those of the last (stage-two) table
     assert model.valid_energy_rmse_mev_per_atom == parse_error_tables(log)[-1]["valid_Default"]["energy"]
+
+
+def test_a_resumed_run_keeps_its_cuequivariance_choice(tmp_path):
+    """mace converts to cueq before loading the checkpoint (strict=False): a flip would half-load it."""
+    from openmm_physembed.errors import TrainingError
+    from openmm_physembed.io import write_json
+    from openmm_physembed.training.mace_train import _keep_cueq_choice
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "x_run-0_epoch-3.pt").write_bytes(b"")
+    write_json(tmp_path / "settings.json", {"max_num_epochs": 5})  # started without cueq
+    resumed = _keep_cueq_choice(tmp_path, {"max_num_epochs": 5, "device": "cuda", "enable_cueq": True})
+    assert "enable_cueq" not in resumed
+    write_json(tmp_path / "settings.json", {"max_num_epochs": 5, "enable_cueq": True})  # started with cueq
+    with pytest.raises(TrainingError, match="cuEquivariance"):
+        _keep_cueq_choice(tmp_path, {"max_num_epochs": 5, "device": "cpu"})

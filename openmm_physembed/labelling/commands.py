@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 def _label(args: argparse.Namespace) -> int:
     from .dataset import label_structures
 
-    with executor_from_args(args) as executor:
+    with executor_from_args(args, gpu=False) as executor:  # xTB: CPU only
         result = label_structures(
             args.input, args.out, charge=args.charge, multiplicity=args.multiplicity,
             electronic_temperature_K=args.electronic_temperature, accuracy=args.accuracy,

@@ -249,7 +249,7 @@ def _run_items(items: list[_Item], settings: XTBSettings, cache_dir: Path, execu
             if len(chunks) == 1:  # not worth starting a process pool
                 _submit_and_collect(SerialExecutor(), chunks, settings, cache_dir, bar)
                 return
-            with make_executor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+            with make_executor(max_workers=min(len(chunks), os.cpu_count() or 1), gpu=False) as pool:
                 _submit_and_collect(pool, chunks, settings, cache_dir, bar)
         else:
             _submit_and_collect(executor, chunks, settings, cache_dir, bar)

@@ -156,11 +156,26 @@ def load_mace_model(model_path, device: str = "cpu"):
 
 
 def _resolve_device(device) -> str:
-    import torch
+    # Never "cuda because torch sees a GPU": openmm-torch's CUDA kernel moves the module to
+    # cuda:DeviceIndex itself, but its Reference/CPU kernel never moves it, so a module built on
+    # CUDA fails in a CPU Context ("Expected all tensors to be on the same device").
+    return "cpu" if device is None else str(device)
 
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+
+def openmm_has_cuda() -> bool:
+    """Whether OpenMM can make a CUDA Context here (the platform it then picks by default)."""
+    import openmm
+
+    return any(openmm.Platform.getPlatform(i).getName() == "CUDA" for i in range(openmm.Platform.getNumPlatforms()))
+
+
+def default_mace_dtype() -> str:
+    """The precision MACE runs in unless told: ``float32`` where OpenMM has CUDA, else ``float64``.
+
+    On a GPU float32 is the usual MD choice (and what a "mixed" precision Context hands over);
+    on the CPU float64 costs little and keeps forces exact to round-off.
+    """
+    return "float32" if openmm_has_cuda() else "float64"
 
 
 def _cueq_available() -> bool:
@@ -255,7 +270,7 @@ def build_mace_module(
     replica_ids: Sequence[int] | None = None,
     dtype: str = "float64",
     device=None,
-    use_cueq: bool | None = None,
+    use_cueq: bool = False,
     return_forces: bool = False,
     neighbor_list: str = "auto",
     head: str | None = None,
@@ -265,7 +280,12 @@ def build_mace_module(
 
     Lower-level than :func:`add_mace_force` (no OpenMM objects): benchmarks and the virial use it.
     ``neighbor_list`` is ``"auto"`` (all pairs for gas-phase molecules of at most
-    :data:`BRUTE_FORCE_MAX_ATOMS` atoms, else vesin), ``"vesin"`` or ``"brute"``.
+    :data:`BRUTE_FORCE_MAX_ATOMS` atoms, else vesin), ``"vesin"`` or ``"brute"``. The module is
+    built on ``device`` (default CPU; :func:`.mace_module.module_on` moves a copy elsewhere).
+    ``use_cueq=True`` converts the model to cuEquivariance kernels first (needs a CUDA
+    ``device``), an experiment: mace's cueq wrappers are not TorchScript-compatible (mace PR
+    871, cuEquivariance issues 137 and 259), so expect a :class:`PotentialError` or a module
+    that fails when run. cueq is for training and eager inference.
     """
     import torch
     from mace.tools import atomic_numbers_to_indices, to_one_hot, utils
@@ -299,11 +319,10 @@ def build_mace_module(
     else:
         raise PotentialError(f"MACE model has no head {head!r}; it has {', '.join(info.heads)}")
 
-    want_cueq = use_cueq if use_cueq is not None else (device.startswith("cuda") and _cueq_available())
-    if want_cueq and not _cueq_available():
+    if use_cueq and not _cueq_available():
         raise PotentialError("use_cueq=True but cuequivariance / cuequivariance_torch are not installed")
-    if want_cueq and not device.startswith("cuda"):
-        raise PotentialError(f"use_cueq=True needs a CUDA device, got {device!r}")
+    if use_cueq and not device.startswith("cuda"):
+        raise PotentialError(f"use_cueq=True needs a CUDA device (device='cuda'), got {device!r}")
 
     import copy
 
@@ -327,13 +346,15 @@ def build_mace_module(
         wrapper = cls(m, node_attrs, atom_indices, periodic, replica_ids, head_index, offset_kj, brute)
         return script_module(wrapper)
 
-    if want_cueq:
+    if use_cueq:
         try:
             return make(_to_cueq(model, device))
-        except Exception as exc:  # noqa: BLE001 - cuEquivariance is an optimisation, never a requirement
-            if use_cueq:
-                raise PotentialError(f"cuEquivariance conversion of {str(model_path)!r} failed: {exc}") from exc
-            warnings.warn(f"cuEquivariance unavailable for this model ({exc}); using e3nn kernels", stacklevel=2)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+            detail = (str(exc).splitlines() or [""])[0][:160]
+            raise PotentialError(
+                f"cuEquivariance version of {str(model_path)!r} cannot be scripted for a TorchForce "
+                f"({type(exc).__name__}: {detail}); use use_cueq=False"
+            ) from exc
     return make(model)
 
 
@@ -375,11 +396,11 @@ def add_mace_force(
     *,
     atoms: Sequence[int] | None = None,
     periodic: bool | None = None,
-    dtype: str = "float64",
+    dtype: str | None = None,
     replicas="none",
     force_group: int = 0,
     device=None,
-    use_cueq: bool | None = None,
+    use_cueq: bool = False,
     return_forces: bool | None = None,
     neighbor_list: str = "auto",
     head: str | None = None,
@@ -400,7 +421,8 @@ def add_mace_force(
     periodic
         ``None``: periodic if the topology has box vectors or the System uses PBC.
     dtype
-        ``"float64"`` or ``"float32"``: the precision MACE runs in (the model is converted).
+        ``"float64"`` or ``"float32"``: the precision MACE runs in (the model is converted);
+        ``None``: :func:`default_mace_dtype` (float32 where OpenMM has CUDA, else float64).
     replicas
         ``"none"``; ``"molecule"`` (bonded fragments), ``"residue"``, or one id per modelled atom
         (or per particle): MACE edges only within a replica, so independent copies of a molecule
@@ -408,10 +430,12 @@ def add_mace_force(
     force_group
         OpenMM force group of the TorchForce.
     device
-        Torch device the module is built on (``None``: CUDA if available, else CPU). OpenMM's
-        platform decides where it runs (TorchForce moves it to the Context's device).
+        Torch device the module is built on (``None``: the CPU). OpenMM's platform decides where
+        it runs: openmm-torch's CUDA kernel moves the module to the Context's GPU, its
+        Reference/CPU kernel never moves it, so a module built on CUDA works in CUDA Contexts only.
     use_cueq
-        cuEquivariance kernels: ``None`` uses them on CUDA when installed, ``True`` requires them.
+        cuEquivariance kernels (see :func:`build_mace_module`): off by default, since they cannot
+        be TorchScripted; use them for training (``mace_run_train --enable_cueq``).
     return_forces
         Whether the module returns forces itself (``TorchForce.setOutputsForces``) instead of
         letting openmm-torch differentiate the energy; ``None`` picks the measured faster one
@@ -422,9 +446,10 @@ def add_mace_force(
         Model head for multi-head models (default: the one MACE's calculator picks).
     jit_optimize
         TorchScript graph-executor optimisation in the calling thread (see
-        :func:`set_torchscript_optimization`): ``None`` switches it off when the module runs on
-        the CPU (measured 5-15 % faster) and leaves it alone on CUDA. Run MD in the thread that
-        added the force, or call :func:`set_torchscript_optimization` in the MD thread.
+        :func:`set_torchscript_optimization`): ``None`` switches it off unless OpenMM has a CUDA
+        platform here (on the CPU off is measured 5-15 % faster; on CUDA it is left alone, see
+        ``benchmarks/gpu_check.py``). Run MD in the thread that added the force, or call
+        :func:`set_torchscript_optimization` in the MD thread.
 
     Notes
     -----
@@ -454,6 +479,8 @@ def add_mace_force(
     if missing:
         raise PotentialError(f"atoms {missing[:10]} have no element in the topology; MACE needs elements")
     zs = [el.atomic_number for el in elements]
+    if dtype is None:
+        dtype = default_mace_dtype()
 
     model = load_mace_model(model_path, device=_resolve_device(device))
     info = MACEModelInfo.from_model(model)
@@ -475,7 +502,7 @@ def add_mace_force(
         return_forces=bool(return_forces), neighbor_list=neighbor_list, head=head, model=model,
     )
     if jit_optimize is None:
-        if not _resolve_device(device).startswith("cuda"):
+        if not (_resolve_device(device).startswith("cuda") or openmm_has_cuda()):
             set_torchscript_optimization(False)
     else:
         set_torchscript_optimization(jit_optimize)

@@ -238,10 +238,43 @@ class MACEOpenMMForcesModule(MACEOpenMMModule):
         return self.energy_and_forces(positions, boxvectors)
 
 
+def module_device(module) -> torch.device:
+    """The device a (scripted) module's tensors live on (CPU for one without any)."""
+    for tensor in module.buffers():
+        return tensor.device
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def module_on(module, device) -> torch.jit.ScriptModule:
+    """A copy of a scripted module on ``device``; the module itself stays where it is.
+
+    ``ScriptModule.to`` moves in place, and the module (e.g. one a CPU evaluation also uses)
+    must keep its device. The copy goes through TorchScript's serialisation, as openmm-torch
+    hands a TorchForce's module around.
+    """
+    import io
+
+    device = torch.device(device)
+    if module_device(module) == device:
+        return module
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer, map_location=device)
+
+
 def mace_virial(module, positions_nm, box_vectors_nm=None) -> np.ndarray:
-    """MACE's virial ``W = -dE/d eps`` (3 x 3, kJ/mol) for one configuration (nm)."""
-    positions = torch.as_tensor(np.asarray(positions_nm, dtype=np.float64))
-    box = None if box_vectors_nm is None else torch.as_tensor(np.asarray(box_vectors_nm, dtype=np.float64))
+    """MACE's virial ``W = -dE/d eps`` (3 x 3, kJ/mol) for one configuration (nm).
+
+    The inputs go to the module's device as float64; the module casts them to its own dtype.
+    """
+    device = module_device(module)
+    positions = torch.as_tensor(np.asarray(positions_nm, dtype=np.float64), device=device)
+    box = None
+    if box_vectors_nm is not None:
+        box = torch.as_tensor(np.asarray(box_vectors_nm, dtype=np.float64), device=device)
     return module.virial(positions, box).detach().cpu().numpy()
 
 

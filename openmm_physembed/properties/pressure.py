@@ -316,6 +316,7 @@ class ExactMACEPressureTensor(PressureTensorProvider):
         self.mace_group: int | None = None
         self.rest: FiniteDifferencePressureTensor | None = None
         self._module = None
+        self._on_device: dict = {}  # copies of the module on the GPUs Contexts ran on
 
     def prepare_system(self, system) -> None:
         from ..simulation.plugins import is_torch_force
@@ -338,24 +339,31 @@ class ExactMACEPressureTensor(PressureTensorProvider):
             raise PropertyError(f"force group {self.mace_group} holds the MACE TorchForce and also "
                                 f"{', '.join(sharing)}; give MACE a force group of its own")
         self._module = module
+        self._on_device = {}
         rest = force_groups_in(system) - {self.mace_group}
         self.rest = None
         if rest:
             self.rest = FiniteDifferencePressureTensor(force_groups=rest, include_kinetic=False)
             self.rest.prepare_system(system)
 
-    def mace_virial_bar(self, state) -> np.ndarray:
-        import torch
+    def mace_virial_bar(self, state, device=None) -> np.ndarray:
+        """MACE's part of the virial (bar) for ``state``, evaluated on ``device`` (default: where
+        the module was built, the CPU for :func:`~openmm_physembed.potentials.add_mace_force`)."""
+        from ..potentials.mace_module import mace_virial, module_on
 
         if self._module is None:
             raise PropertyError("call prepare_system(system) before computing the pressure")
-        positions = torch.as_tensor(state.getPositions(asNumpy=True)._value, dtype=torch.float64)
-        box = torch.as_tensor(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value), dtype=torch.float64)
-        virial_kj = self._module.virial(positions, box).detach().cpu().numpy()
+        module = self._module
+        if device is not None:
+            module = self._on_device.get(str(device))
+            if module is None:
+                module = self._on_device[str(device)] = module_on(self._module, device)
+        virial_kj = mace_virial(module, state.getPositions(asNumpy=True)._value,
+                                np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value))
         return virial_kj / state.getPeriodicBoxVolume()._value / BAR_IN_KJ_PER_MOL_NM3
 
     def virial_bar(self, context, state) -> np.ndarray:
-        tensor = self.mace_virial_bar(state)
+        tensor = self.mace_virial_bar(state, torch_device_of(context))
         if self.rest is not None:
             tensor = tensor + self.rest.virial_bar(context, state)
         return tensor
@@ -398,6 +406,16 @@ class AutoPressureTensor(PressureTensorProvider):
 
     def describe(self) -> dict:
         return {**super().describe(), "chosen": None if self.chosen is None else self.chosen.describe()}
+
+
+def torch_device_of(context) -> str:
+    """The torch device where the TorchForce runs in ``context``: its GPU on the CUDA platform
+    (``cuda:DeviceIndex``, as openmm-torch moves the module), else the CPU."""
+    platform = context.getPlatform()
+    if platform.getName() != "CUDA":
+        return "cpu"
+    index = platform.getPropertyValue(context, "DeviceIndex").split(",")[0].strip() or "0"
+    return f"cuda:{int(index)}"
 
 
 def _as_torch_force(force):

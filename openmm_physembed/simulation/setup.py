@@ -16,13 +16,17 @@ def langevin_integrator(temperature_K: float, friction_per_ps: float, timestep_f
 
 
 def make_simulation(system, topology, positions_nm, integrator, platform: str | None = None,
-                    box_vectors_nm=None, properties: dict | None = None):
-    """An ``app.Simulation`` on the chosen platform with positions (nm) set."""
+                    box_vectors_nm=None, properties: dict | None = None, precision: str | None = None):
+    """An ``app.Simulation`` on the chosen platform with positions (nm) set.
+
+    ``precision`` applies to GPU platforms (see :func:`.platforms.choose_platform`); ``properties``
+    are the Context's own platform properties and win over both.
+    """
     from openmm import app
 
     from .plugins import has_torch_force
 
-    chosen = choose_platform(platform, system.getNumParticles(), has_torch_force(system))
+    chosen = choose_platform(platform, system.getNumParticles(), has_torch_force(system), precision=precision)
     simulation = app.Simulation(topology, system, integrator, chosen, properties or {})
     if box_vectors_nm is not None:
         simulation.context.setPeriodicBoxVectors(*np.asarray(box_vectors_nm, dtype=float))

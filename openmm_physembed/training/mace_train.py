@@ -41,8 +41,10 @@ FLAG_OPTIONS = frozenset({
 # Set per run by train_mace; a preset or an override must not change them.
 _MANAGED = ("name", "seed", "work_dir", "train_file", "valid_file", "E0s", "device", "restart_latest",
             "save_cpu", "enable_cueq")
-# May differ between the first run and a resumed one without invalidating checkpoints.
-_RESUMABLE_CHANGES = ("device", "enable_cueq")
+# May differ between the first run and a resumed one without invalidating checkpoints. Not
+# enable_cueq: mace converts the model to cuEquivariance *before* loading the latest checkpoint,
+# with strict=False, so flipping it on resume silently restarts or half-loads (_keep_cueq_choice).
+_RESUMABLE_CHANGES = ("device",)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path
     options = {"name": name, "seed": seed, "work_dir": str(run_dir), "train_file": str(train_file),
                "valid_file": str(valid_file), **options}
     run_dir.mkdir(parents=True, exist_ok=True)
+    options = _keep_cueq_choice(run_dir, options)
     _check_settings(run_dir, options)
     result_path = run_dir / "result.json"
     if result_path.is_file():
@@ -380,12 +383,34 @@ def _elements(files: list[Path]) -> set[int]:
     return {int(z) for path in files for atoms in read_extxyz(path) for z in atoms.numbers}
 
 
+def _started(run_dir: Path) -> bool:
+    return (run_dir / "result.json").is_file() or any((run_dir / "checkpoints").glob("*.pt"))
+
+
+def _keep_cueq_choice(run_dir: Path, options: dict) -> dict:
+    """A resumed run keeps the cuEquivariance choice its checkpoints were written with."""
+    path = run_dir / "settings.json"
+    if not (path.is_file() and _started(run_dir)):
+        return options
+    stored = bool(read_json(path).get("enable_cueq", False))
+    if stored == bool(options.get("enable_cueq", False)):
+        return options
+    if stored and not (str(options.get("device", "")).startswith("cuda") and _cueq_available()):
+        raise TrainingError(f"{run_dir} was trained with cuEquivariance (CUDA); resume it where CUDA and "
+                            "cuequivariance_torch are available, or train into a new directory")
+    options = dict(options)
+    if stored:
+        options["enable_cueq"] = True
+    else:
+        options.pop("enable_cueq", None)
+    return options
+
+
 def _check_settings(run_dir: Path, options: Mapping[str, Any]) -> None:
     path = run_dir / "settings.json"
     current = {k: v for k, v in options.items() if k not in _RESUMABLE_CHANGES}
     current = json.loads(json.dumps(current, default=str))
-    started = (run_dir / "result.json").is_file() or any((run_dir / "checkpoints").glob("*.pt"))
-    if path.is_file() and started:
+    if path.is_file() and _started(run_dir):
         stored = read_json(path)
         if stored != current:
             changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
