@@ -12,6 +12,7 @@ pytest.importorskip("openmmtorch")
 pytest.importorskip("xtb")
 
 from openmm_physembed import Molecule, StabilityProtocol, run_stability  # noqa: E402
+from openmm_physembed.executors import make_executor  # noqa: E402
 
 TINY = StabilityProtocol(
     name="tiny", reference_ps=2.0, frame_interval=20, n_frames=8, n_validation=2, training_preset="quick",
@@ -40,7 +41,35 @@ def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     finished = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".model", ".extxyz", ".npz"))
     assert any(p.suffix == ".model" for p in finished) and any(p.suffix == ".npz" for p in finished)
     stamps = {p: p.stat().st_mtime_ns for p in finished}
-    second = run_stability(molecule, out, TINY, progress=False, md_platform="CPU", log=lambda *_: None)
+    # The rerun goes through an Executor (the pool path, with its checkpoint-following progress bar).
+    lines = []
+    with make_executor(serial=True) as executor:
+        second = run_stability(molecule, out, TINY, executor, progress=True, md_platform="CPU", log=lines.append)
     assert {p: p.stat().st_mtime_ns for p in finished} == stamps
     assert second.summaries == first.summaries
     assert second.wall_s < 0.5 * first.wall_s
+    assert sum(line.strip().startswith("MD done:") for line in lines) == 2  # one per model
+    # The report carries the survival statistics and an explanation for every collapse.
+    assert set(report["comparison"]) >= {"rate_ratio", "p_value", "logrank"}
+    assert len(report["collapses"]) == sum(not r["stable"] for r in report["trajectories"])
+    for method, summary in report["summary"].items():
+        exposure = sum(TINY.test_ps if r["stable"] else r["collapse_time_ps"]
+                       for r in report["trajectories"] if r["method"] == method)
+        assert summary["exposure_ps"] == pytest.approx(exposure)
+
+
+def test_md_progress_counts_collapsed_starts_as_covered(tmp_path):
+    from openmm_physembed.io import write_json
+    from openmm_physembed.stability.pipeline import _md_progress
+
+    settings = {"n_steps": 1000, "timestep_fs": 1.0}
+    jobs = [{"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "a")},
+            {"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "b")},
+            {"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "c")}]
+    write_json(tmp_path / "a" / "replica_run.json", {"step": 500, "n_active": 3, "outcomes": {
+        "1": {"stable": False}}})
+    finished = [{"stable": True}] * 3 + [{"stable": False}]
+    covered, collapsed = _md_progress(jobs, [None, finished, None])
+    # a: 3 running starts at 0.5 ps + 1 collapsed start counted whole; b: finished; c: not started.
+    assert covered == pytest.approx(3 * 0.5 + 1.0 + 4 * 1.0)
+    assert collapsed == 2

@@ -149,22 +149,65 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
 
 
 def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, log) -> list[list[dict]]:
-    """Every model's replica MD; in a pool, one line per finished model (workers draw no bars)."""
+    """Every model's replica MD. In a pool the workers draw no bars: this process follows their
+    checkpoints (``replica_run.json``, written at least once a minute) in one bar of trajectory-ps."""
     if executor is None:
         return [run_model_md(job) for job in jobs]
-    from concurrent.futures import as_completed
+    from concurrent.futures import wait
 
     futures = {executor.submit(run_model_md, job): k for k, job in enumerate(jobs)}
     results: list = [None] * len(jobs)
-    started = time.perf_counter()
-    for done, future in enumerate(as_completed(futures), start=1):
-        k = futures[future]
-        results[k] = future.result()
-        collapsed = sum(not o["stable"] for o in results[k])
-        if progress:
-            log(f"      MD {done}/{len(jobs)} done ({(time.perf_counter() - started) / 60:.1f} min): "
-                f"{jobs[k]['method']} seed {jobs[k]['seed']}, {collapsed}/{len(results[k])} collapsed")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total_ps = sum(len(job["starts"]) * job["settings"]["n_steps"] * job["settings"]["timestep_fs"] * 1e-3
+                       for job in jobs)
+        bar = tqdm(total=round(total_ps, 1), desc="800 K MD, all models", unit="traj-ps", dynamic_ncols=True)
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=10.0)
+            for future in done:
+                k = futures[future]
+                results[k] = future.result()
+                if progress:
+                    collapsed = sum(not o["stable"] for o in results[k])
+                    log(f"      MD done: {jobs[k]['method']} seed {jobs[k]['seed']}, "
+                        f"{collapsed}/{len(results[k])} collapsed")
+            if bar is not None:
+                covered, collapsed = _md_progress(jobs, results)
+                bar.update(max(0.0, round(covered - bar.n, 1)))
+                bar.set_postfix(collapsed=collapsed)
+    finally:
+        if bar is not None:
+            bar.close()
     return results
+
+
+def _md_progress(jobs: list[dict], results: list) -> tuple[float, int]:
+    """(trajectory-ps simulated or skipped by a collapse, collapses) over all jobs, from checkpoints."""
+    from ..io import read_json
+
+    covered, collapsed = 0.0, 0
+    for job, result in zip(jobs, results):
+        dt_ps = job["settings"]["timestep_fs"] * 1e-3
+        n_steps, n_starts = job["settings"]["n_steps"], len(job["starts"])
+        if result is not None:
+            covered += n_starts * n_steps * dt_ps
+            collapsed += sum(not o["stable"] for o in result)
+            continue
+        meta = Path(job["out_dir"]) / "replica_run.json"
+        if not meta.is_file():
+            continue
+        try:
+            state = read_json(meta)
+        except ValueError:  # caught mid-write by a worker: next poll
+            continue
+        # A collapsed start counts as covered: it will not run again.
+        covered += (state["n_active"] * state["step"] + (n_starts - state["n_active"]) * n_steps) * dt_ps
+        collapsed += sum(not o["stable"] for o in state["outcomes"].values())
+    return covered, collapsed
 
 
 def run_model_md(job: dict) -> list[dict]:
