@@ -149,3 +149,26 @@ def test_explanation_names_the_bond_and_its_training_range():
     assert e["precursor"]["atoms"] == "H0-C1"
     assert e["precursor"]["beyond_training_A"] == pytest.approx(0.2)
     assert e["verdict"].startswith("outside")
+
+
+def test_explanation_names_an_angle_outside_its_training_range():
+    from openmm_physembed.stability.explain import angle_values_deg, bond_angles, training_angle_ranges
+
+    bonds = np.array([[0, 1], [0, 2]])  # a water-like H-O-H
+    angles = bond_angles(bonds)
+    assert angles.tolist() == [[1, 0, 2]]
+
+    def frame(theta_deg):
+        t = np.radians(theta_deg)
+        return np.array([[0, 0, 0], [0.1, 0, 0], [0.1 * np.cos(t), 0.1 * np.sin(t), 0]])
+
+    training = np.array([frame(a) for a in (100.0, 105.0, 110.0)])
+    assert angle_values_deg(frame(104.5), angles)[0] == pytest.approx(104.5)
+    ranges = {"augmented": training_bond_ranges(training, bonds)}
+    angle_ranges = {"augmented": training_angle_ranges(training, angles)}
+    record = {"method": "augmented", "seed": 1, "start": 0, "collapse_time_ps": 2.0, "cause": "overlap",
+              "description": "atoms H1-H2 overlap", "atoms": (1, 2), "distance_nm": 0.05}
+    e = explain_collapse(record, (frame(60.0), frame(20.0)), bonds, np.array([0.1, 0.1]), ["ow-hw"] * 2,
+                         ["O", "H", "H"], ranges, angle_ranges)
+    assert e["angle_precursor"]["atoms"] == "H1-O0-H2"
+    assert e["angle_precursor"]["beyond_training_deg"] == pytest.approx(40.0)

@@ -37,6 +37,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="default RUN_DIR/diagnosis")
     parser.add_argument("--method", default="augmented", help="arm whose collapses are scanned")
     parser.add_argument("--step", type=float, default=0.05, help="scan step (A)")
+    parser.add_argument("--max-scans", type=int, default=None, help="scan only the first N collapses")
     args = parser.parse_args(argv)
 
     from openmm_physembed import Molecule
@@ -56,6 +57,8 @@ def main(argv=None) -> dict:
     for entry in report["collapses"]:
         if entry["method"] != args.method or "bond" not in entry:
             continue
+        if args.max_scans is not None and len(results) >= args.max_scans:
+            break
         frames = load_collapse_frames(args.run_dir / "md" / entry["method"] / f"seed_{entry['seed']}")
         if entry["start"] not in frames:
             continue
@@ -74,6 +77,9 @@ def main(argv=None) -> dict:
                                f"{entry['method']} seed {entry['seed']} collapsed at {entry['collapse_time_ps']:.2f} ps",
                          training_range_angstrom=trained, r0_angstrom=r0)
         results.append({"collapse": entry, "scan": scan.as_dict(), "barriers": barriers, "plot": str(plot)})
+        # Written after every scan: each one takes minutes (xTB SCF retries at long stretch).
+        write_json(out / "collapse_scans.json", {"molecule": report["molecule"], "method": args.method,
+                                                "scans": results})
         print(f"{name}: {entry['bond']['atoms']} ({entry['bond']['gaff_types']}); augmented training range "
               f"{trained[0]:.2f}-{trained[1]:.2f} A")
         for curve, b in barriers.items():

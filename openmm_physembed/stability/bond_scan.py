@@ -84,7 +84,16 @@ def scan_bond(numbers, positions_angstrom, bonds, i: int, j: int, lengths_angstr
     return BondScan(lengths, curves)
 
 
+_CALCULATORS: dict = {}
+
+
 def _mace_calculator(path):
+    if str(path) not in _CALCULATORS:
+        _CALCULATORS[str(path)] = _load_calculator(path)
+    return _CALCULATORS[str(path)]
+
+
+def _load_calculator(path):
     import warnings
 
     import torch  # noqa: F401  - before mace/e3nn
@@ -97,12 +106,9 @@ def _mace_calculator(path):
 
 
 def plot_scan(scan: BondScan, path, title: str = "", training_range_angstrom=None, r0_angstrom=None):
-    import matplotlib
+    from .plots import _pyplot, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.8))
     for name, energies in scan.energies_ev.items():
         style = dict(color="black", lw=2) if name == "GFN2-xTB" else dict(lw=1,
                                                                         ls="--" if name.startswith("baseline") else "-")
@@ -113,10 +119,4 @@ def plot_scan(scan: BondScan, path, title: str = "", training_range_angstrom=Non
         ax.axvline(r0_angstrom + 0.5, color="tab:red", lw=0.8, ls=":", label="collapse (r0 + 0.5 A)")
     ax.set_xlabel("bond length (A)")
     ax.set_ylabel("energy (eV, relative)")
-    ax.legend(fontsize=6)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path, title, legend_size=6)

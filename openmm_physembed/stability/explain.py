@@ -23,10 +23,40 @@ def training_bond_ranges(frames_nm: np.ndarray, bonds: np.ndarray) -> tuple[np.n
     return lengths.min(axis=0), lengths.max(axis=0)
 
 
+def bond_angles(bonds: np.ndarray) -> np.ndarray:
+    """Every bonded angle (i, j, k) with j the vertex, i < k."""
+    neighbours: dict[int, list[int]] = {}
+    for a, b in np.asarray(bonds, dtype=int):
+        neighbours.setdefault(int(a), []).append(int(b))
+        neighbours.setdefault(int(b), []).append(int(a))
+    triples = [(i, j, k) for j, ns in sorted(neighbours.items()) for i in sorted(ns) for k in sorted(ns) if i < k]
+    return np.array(triples, dtype=int).reshape(-1, 3)
+
+
+def angle_values_deg(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    x = np.asarray(positions, dtype=float)
+    u = x[..., angles[:, 0], :] - x[..., angles[:, 1], :]
+    v = x[..., angles[:, 2], :] - x[..., angles[:, 1], :]
+    cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def training_angle_ranges(frames: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smallest, largest) value of every bonded angle over a training set's frames (degrees)."""
+    values = angle_values_deg(frames, angles)
+    return values.min(axis=0), values.max(axis=0)
+
+
 def explain_collapse(record: dict, frames: tuple[np.ndarray, np.ndarray] | None, bonds: np.ndarray,
                      r0_nm: np.ndarray, bond_types: list[str], symbols: list[str],
-                     training_ranges: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    """One collapsed trajectory explained (lengths in Angstrom for reading)."""
+                     training_ranges: dict[str, tuple[np.ndarray, np.ndarray]],
+                     angle_ranges: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+    """One collapsed trajectory explained (lengths in Angstrom for reading).
+
+    ``angle_ranges`` (method -> (min, max) per :func:`bond_angles` entry, degrees) adds the bonded
+    angle furthest outside its training range at the last intact check: bond-length sampling does
+    not sample angles, so a collapse can start in a bend no training structure showed.
+    """
     entry = {key: record.get(key) for key in ("method", "seed", "start", "collapse_time_ps", "cause", "description")}
     own = training_ranges.get(record["method"])
     atoms = record.get("atoms")
@@ -54,6 +84,19 @@ def explain_collapse(record: dict, frames: tuple[np.ndarray, np.ndarray] | None,
         }
         entry["verdict"] = ("outside the training range before the collapse"
                             if beyond[worst] > 0 else "inside the training range at the last check")
+        own_angles = (angle_ranges or {}).get(record["method"])
+        if own_angles is not None:
+            angles = bond_angles(bonds)
+            values = angle_values_deg(intact, angles)
+            low_a, high_a = own_angles
+            beyond_a = np.maximum(values - high_a, low_a - values)
+            k = int(np.argmax(beyond_a))
+            i, j, m = angles[k]
+            entry["angle_precursor"] = {
+                "atoms": f"{symbols[i]}{i}-{symbols[j]}{j}-{symbols[m]}{m}", "angle_deg": float(values[k]),
+                "training_range_deg": [float(low_a[k]), float(high_a[k])],
+                "beyond_training_deg": float(beyond_a[k]), "angles_outside_training": int(np.sum(beyond_a > 0)),
+            }
     return entry
 
 
@@ -79,5 +122,9 @@ def format_explanations(explanations: list[dict], method: str = "augmented") -> 
         if pre:
             line += (f"; at the last check: {pre['atoms']} ({pre['gaff_types']}) {pre['length_A']:.2f} A, "
                      f"{pre['beyond_training_A']:+.2f} A beyond its training range")
+        angle = e.get("angle_precursor")
+        if angle:
+            line += (f"; angle {angle['atoms']} {angle['angle_deg']:.0f} deg (trained "
+                     f"{angle['training_range_deg'][0]:.0f}-{angle['training_range_deg'][1]:.0f})")
         lines.append(line)
     return "\n".join(lines)

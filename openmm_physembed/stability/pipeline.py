@@ -163,7 +163,7 @@ def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, lo
 
         total_ps = sum(len(job["starts"]) * job["settings"]["n_steps"] * job["settings"]["timestep_fs"] * 1e-3
                        for job in jobs)
-        bar = tqdm(total=round(total_ps, 1), desc="800 K MD, all models", unit="traj-ps", dynamic_ncols=True)
+        bar = tqdm(total=int(round(total_ps)), desc="800 K MD, all models", unit="traj-ps", dynamic_ncols=True)
     try:
         pending = set(futures)
         while pending:
@@ -177,7 +177,7 @@ def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, lo
                         f"{collapsed}/{len(results[k])} collapsed")
             if bar is not None:
                 covered, collapsed = _md_progress(jobs, results)
-                bar.update(max(0.0, round(covered - bar.n, 1)))
+                bar.update(max(0, int(covered) - bar.n))
                 bar.set_postfix(collapsed=collapsed)
     finally:
         if bar is not None:
@@ -258,24 +258,33 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
         "wall_time_s": {**wall, "total_s": total_s},
         "plots": {k: str(v) for k, v in plots.items()},
     }
-    report_path = write_json(out / "stability_report.json", report)
+    previous = out / "stability_report.json"
+    if previous.is_file():
+        # A resumed run adds its own time to what the earlier invocations spent.
+        from ..io import read_json
+
+        earlier = read_json(previous).get("wall_time_s", {})
+        report["wall_time_s"] = {k: v + (earlier[k] if isinstance(earlier.get(k), (int, float)) else 0.0)
+                                 for k, v in report["wall_time_s"].items()}
+    report_path = write_json(previous, report)
     return StabilityResult(molecule.name, out, report_path, summaries, plots, total_s, comparison, seeds,
                            explanations or [])
 
 
 def _explain(records, jobs, molecule, params, training_files) -> list[dict]:
     """Every collapse against the training sets' bond ranges (see :mod:`.explain`)."""
-    from .explain import explain_collapse, training_bond_ranges
+    from .explain import bond_angles, explain_collapse, training_angle_ranges, training_bond_ranges
     from .replica_md import load_collapse_frames
 
     bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)
     r0 = np.array([b.r0 for b in params.bonds])
     types = [f"{b.type1}-{b.type2}" for b in params.bonds]
-    ranges = {}
+    ranges, angle_ranges = {}, {}
     for method, path in training_files.items():
         frames = np.array([atoms.get_positions() for atoms in read_extxyz(path)]) * 0.1  # Angstrom -> nm
         ranges[method] = training_bond_ranges(frames, bonds)
+        angle_ranges[method] = training_angle_ranges(frames, bond_angles(bonds))
     frames_by_job = {(job["method"], job["seed"]): load_collapse_frames(job["out_dir"]) for job in jobs}
     return [explain_collapse(r, frames_by_job[(r["method"], r["seed"])].get(r["start"]), bonds, r0, types,
-                             molecule.symbols, ranges)
+                             molecule.symbols, ranges, angle_ranges)
             for r in records if not r["stable"]]

@@ -20,6 +20,18 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, ax, path: str | Path, title: str = "", legend_size: int = 8, legend_loc: str = "best") -> Path:
+    """Legend, title, layout, PNG at 120 dpi, figure closed: the ending every stability plot shares."""
+    plt = _pyplot()
+    ax.legend(fontsize=legend_size, loc=legend_loc)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, title: str = "") -> Path:
     """``summaries[molecule][method]`` -> MethodSummary dicts; grouped bars with Wilson 95% intervals."""
     plt = _pyplot()
@@ -42,13 +54,7 @@ def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, 
     ax.set_xticks(x, molecules)
     ax.set_ylabel("collapse probability (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, ax, path, title)
 
 
 def plot_survival(records_by_method: dict[str, list[dict]], test_ps: float, timestep_fs: float,
@@ -71,10 +77,4 @@ def plot_survival(records_by_method: dict[str, list[dict]], test_ps: float, time
     ax.set_ylabel("intact trajectories (%, Kaplan-Meier, 95% band)")
     ax.set_xlim(0, test_ps)
     ax.set_ylim(-2, 102)
-    ax.legend(fontsize=7, loc="lower left")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, ax, path, title, legend_size=7, legend_loc="lower left")
