@@ -20,7 +20,7 @@ import numpy as np
 from ..chem.gaff import parameterize
 from ..chem.molecule import Molecule
 from ..errors import StabilityError
-from ..io import read_extxyz, write_extxyz, write_json
+from ..io import read_extxyz, read_json, write_extxyz, write_json
 from .protocol import StabilityProtocol
 from .replica_md import ReplicaMDSettings, run_replica_stability
 from .report import summarize
@@ -187,8 +187,6 @@ def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, lo
 
 def _md_progress(jobs: list[dict], results: list) -> tuple[float, int]:
     """(trajectory-ps simulated or skipped by a collapse, collapses) over all jobs, from checkpoints."""
-    from ..io import read_json
-
     covered, collapsed = 0.0, 0
     for job, result in zip(jobs, results):
         dt_ps = job["settings"]["timestep_fs"] * 1e-3
@@ -261,8 +259,6 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
     previous = out / "stability_report.json"
     if previous.is_file():
         # A resumed run adds its own time to what the earlier invocations spent.
-        from ..io import read_json
-
         earlier = read_json(previous).get("wall_time_s", {})
         report["wall_time_s"] = {k: v + (earlier[k] if isinstance(earlier.get(k), (int, float)) else 0.0)
                                  for k, v in report["wall_time_s"].items()}
