@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
-from .errors import PhysEmbedError
+from .errors import PhysEmbedError, PhysEmbedWarning
 
 COMMAND_MODULES = (
     "openmm_physembed.chem.commands",
@@ -44,12 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """The toolkit's own warnings as one line (``warning: ...``), like its errors; others as usual."""
+    if issubclass(category, PhysEmbedWarning):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         result = args.handler(args)
     except PhysEmbedError as exc:
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
     return int(result or 0)
 
 

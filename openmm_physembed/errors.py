@@ -53,6 +53,10 @@ class StabilityError(PhysEmbedError, RuntimeError):
     """The stability benchmark could not run."""
 
 
+class PhysEmbedWarning(UserWarning):
+    """Base class of the toolkit's warnings (the CLI prints them as one line, like its errors)."""
+
+
 def tail(text: str, n_lines: int = 15) -> str:
     """Last lines of an external program's log, for error messages."""
     lines = [line for line in text.splitlines() if line.strip()]

@@ -25,6 +25,7 @@ from openmm_physembed.potentials.cso import (  # noqa: E402
     cso_parameters,
     long_range_correction_kj_mol,
 )
+from openmm_physembed.testing import nve_energy_excursion  # noqa: E402
 from openmm_physembed.units import BOHR_IN_NM  # noqa: E402
 
 SOLVENTS = ("ec", "emc", "dmc", "ea")
@@ -205,7 +206,7 @@ def test_cluster_energy_equals_dftd3_intermolecular_pair_sum(solvents, names):
     positions, cn_cutoff = isolated_cn_cluster(molecules, seed=2)
     topology = make_topology(molecules)
     system = bare_system(topology)
-    add_cso_correction(system, topology, positions, a1=0.6)
+    add_cso_correction(system, topology, positions, alpha=1.0, a1=0.6)
     ours = energy(context_for(system, positions))
     assert ours == pytest.approx(dftd3_intermolecular_kj_mol(molecules, positions, 0.6, cn_cutoff_bohr=cn_cutoff),
                                  rel=RTOL)
@@ -217,7 +218,7 @@ def test_contact_dimer_is_close_to_dftd3_with_its_own_cns(solvents):
     positions = contact_cluster(molecules, 0.25, seed=4)
     topology = make_topology(molecules)
     system = bare_system(topology)
-    add_cso_correction(system, topology, positions, a1=1.07)
+    add_cso_correction(system, topology, positions, alpha=1.0, a1=1.07)
     ours = energy(context_for(system, positions))
     reference = dftd3_intermolecular_kj_mol(molecules, positions, 1.07)
     assert ours == pytest.approx(reference, rel=3e-4)
@@ -271,7 +272,7 @@ def test_intramolecular_pairs_contribute_exactly_zero(solvents):
     molecule = solvents["emc"]
     topology = make_topology([molecule])
     system = bare_system(topology)
-    add_cso_correction(system, topology, molecule.positions_nm, a1=1.07)
+    add_cso_correction(system, topology, molecule.positions_nm, alpha=1.0, a1=1.07)
     context = context_for(system, molecule.positions_nm)
     assert energy(context) == 0.0
     context.setPositions(molecule.positions_nm * 0.6 + rng.normal(scale=0.05, size=molecule.positions_nm.shape))
@@ -282,7 +283,7 @@ def test_intramolecular_pairs_contribute_exactly_zero(solvents):
     positions = contact_cluster(molecules, 0.25, seed=8)
     topology = make_topology(molecules)
     system = bare_system(topology)
-    add_cso_correction(system, topology, positions, a1=1.07)
+    add_cso_correction(system, topology, positions, alpha=1.0, a1=1.07)
     params = cso_parameters(topology, positions)
     context = context_for(system, positions)
     squeezed = positions.copy()
@@ -322,12 +323,19 @@ def test_errors_name_the_fix(solvents):
     molecule = solvents["ec"]
     topology = make_topology([molecule, molecule], box_edge_nm=2.0)
     system = bare_system(topology)
+    positions = np.vstack([molecule.positions_nm] * 2)
+    values = {"alpha": 1.0, "a1": 0.6}
     with pytest.raises(PotentialError, match="positions_nm"):
-        add_cso_correction(system, topology, None)
+        add_cso_correction(system, topology, None, **values)
     with pytest.raises(PotentialError, match="half the box"):
-        add_cso_correction(system, topology, np.vstack([molecule.positions_nm] * 2), cutoff_nm=1.2)
+        add_cso_correction(system, topology, positions, cutoff_nm=1.2, **values)
     with pytest.raises(PotentialError, match="particles"):
-        add_cso_correction(openmm.System(), topology, np.vstack([molecule.positions_nm] * 2))
+        add_cso_correction(openmm.System(), topology, positions, **values)
+    # No silent (alpha, a1): the error says the three ways to choose them.
+    with pytest.raises(PotentialError, match="no default.*mace-off23-small.*fit-a1"):
+        add_cso_correction(system, topology, positions, cutoff_nm=0.9)
+    with pytest.raises(PotentialError, match="alpha was given without a1"):
+        add_cso_correction(system, topology, positions, cutoff_nm=0.9, alpha=0.05)
 
 
 # ---------------------------------------------------------------------------------------------- periodic boxes
@@ -535,8 +543,9 @@ def test_corrected_mace_system_refuses_a_missing_model(solvents, tmp_path):
     from openmm_physembed.potentials.corrected import CorrectedMACESystem
 
     molecule = solvents["ec"]
-    with pytest.raises(PotentialError, match="does not exist"):
-        CorrectedMACESystem(tmp_path / "MACE-OFF23_small.model", make_topology([molecule]), molecule.positions_nm)
+    with pytest.raises(PotentialError, match="does not exist.*physembed train"):
+        CorrectedMACESystem(tmp_path / "MACE-OFF23_small.model", make_topology([molecule]), molecule.positions_nm,
+                            correction="mace-off23-small")
 
 
 def test_corrected_mace_system_conserves_energy_in_nve(tiny_mace_model):
@@ -564,12 +573,6 @@ def test_corrected_mace_system_conserves_energy_in_nve(tiny_mace_model):
             mace_f = context.getState(getForces=True, groups={0}).getForces(asNumpy=True)._value
             cso_f = context.getState(getForces=True, groups={corrected.cso_force_group}).getForces(asNumpy=True)._value
             assert np.sqrt((cso_f**2).mean()) > 0.3 * np.sqrt((mace_f**2).mean())
-        totals, kinetic = [], []
-        for _ in range(10):
-            integrator.step(steps // 10)
-            state = context.getState(getEnergy=True)
-            kinetic.append(state.getKineticEnergy()._value)
-            totals.append(state.getPotentialEnergy()._value + kinetic[-1])
-        excursions[dt_fs] = np.ptp(totals)
-        assert excursions[dt_fs] < 0.01 * np.ptp(kinetic) + 1.0
+        excursions[dt_fs], kinetic_range = nve_energy_excursion(context, integrator, steps)
+        assert excursions[dt_fs] < 0.01 * kinetic_range + 1.0
     assert 2.5 < excursions[0.5] / excursions[0.25] < 6.5

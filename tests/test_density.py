@@ -16,30 +16,38 @@ from openmm_physembed.properties.density_estimators import fluctuation_derivativ
 from openmm_physembed.properties.estimates import Estimate
 from openmm_physembed.properties.tasks import LiquidSetup
 from openmm_physembed.properties.toy_liquids import argon_with_attraction
+from openmm_physembed.testing import linear_response_density_run
 
 # A barostat move every 5 steps, not OpenMM's 25: the 125-atom box volume then decorrelates within
 # a few ps (30-90 effective samples per run instead of 3-30). With 3, the error bars themselves were
 # off by a factor of 4 between runs and the finite-difference test failed at 3.2 sigma on CI.
-PROTOCOL = NPTProtocol(temperature_K=85.0, n_steps=30_000, timestep_fs=5.0, report_interval=20,
-                       average_last_ps=120.0, barostat_interval=5, platform="CPU")
+# 100 K and 20 bar keep every a1 of the scan liquid. The extra attraction at a1 is LJ with
+# eps' = eps (1 + 0.3 a1)^2, so its triple point is 83 K x 1.12 = 93 K at a1 = 0.2: at the former
+# 85 K and 1 bar those runs were supercooled, and one froze (box below twice the cutoff, N_eff 3).
+# 20 bar is well above the model's vapour pressure at 100 K (T* = 0.83: ~7 bar).
+TEMPERATURE_K, PRESSURE_BAR = 100.0, 20.0
+PROTOCOL = NPTProtocol(temperature_K=TEMPERATURE_K, pressure_bar=PRESSURE_BAR, n_steps=30_000, timestep_fs=5.0,
+                       report_interval=20, average_last_ps=120.0, barostat_interval=5, platform="CPU")
 
 
 @pytest.fixture(scope="module")
 def setup():
-    system, topology, positions = argon_with_attraction()
+    system, topology, positions = argon_with_attraction(cutoff_nm=0.80)
     return LiquidSetup.from_system(system, topology, positions, label="argon")
 
 
 @pytest.fixture(scope="module")
 def scan(setup, tmp_path_factory):
     """The published scan at three a1 values; its runs serve the other tests too."""
-    return scan_a1(setup, [0.0, 0.1, 0.2], target_density_g_cm3=1.45,
+    return scan_a1(setup, [0.0, 0.1, 0.2], target_density_g_cm3=1.35,
                    out_dir=tmp_path_factory.mktemp("scan"), protocol=PROTOCOL)
 
 
 def test_density_is_liquid_argon_and_increases_with_a1(scan):
     densities = [run.density for run in scan.runs]
-    assert 1.30 < densities[0].value < 1.50  # liquid argon near its triple point: 1.41 g/cm3
+    # Lennard-Jones liquid at T* = kT/eps = 0.83 near coexistence: rho* = rho sigma^3 / m ~ 0.78-0.79
+    # (Johnson, Zollweg & Gubbins, Mol. Phys. 1993, 78, 591), i.e. 1.31-1.33 g/cm3 for argon.
+    assert 1.29 < densities[0].value < 1.35
     assert all(0 < d.stderr < 0.02 for d in densities)
     assert densities[0].value < densities[1].value < densities[2].value
     assert scan.n_simulations == 3 and scan.simulated_ps == pytest.approx(3 * 150.0)
@@ -130,9 +138,9 @@ def test_npt_refuses_non_periodic_systems(tmp_path):
 
 @pytest.mark.slow
 def test_reweighting_fit_reaches_target_with_few_simulations(setup, tmp_path):
-    result = fit_a1_reweighting(setup, 1.45, tmp_path, a1_initial=0.0, protocol=PROTOCOL,
+    result = fit_a1_reweighting(setup, 1.40, tmp_path, a1_initial=0.0, protocol=PROTOCOL,
                                 min_effective_samples=30, tolerance_g_cm3=0.004)
-    assert abs(result.final_density.value - 1.45) < 0.004 + 2 * result.final_density.stderr
+    assert abs(result.final_density.value - 1.40) < 0.004 + 2 * result.final_density.stderr
     assert result.n_simulations <= 5
     assert 0.02 < result.a1.value < 0.2
 
@@ -174,31 +182,13 @@ def test_npt_on_the_callers_system_moves_the_box_and_leaves_the_system_as_it_was
     """The barostat lives in the caller's System for the run only; the box must really fluctuate."""
     system = setup.system()
     n_forces = system.getNumForces()
-    protocol = NPTProtocol(temperature_K=85.0, n_steps=2000, timestep_fs=5.0, report_interval=20,
-                           average_last_ps=5.0)  # default platform: Reference for a small box
+    protocol = NPTProtocol(temperature_K=TEMPERATURE_K, pressure_bar=PRESSURE_BAR, n_steps=2000, timestep_fs=5.0,
+                           report_interval=20, average_last_ps=5.0)  # default platform: Reference for a small box
     for a1 in (0.0, 0.2):
         result = run_npt(system, setup.topology, setup.positions_nm, tmp_path / f"a1_{a1}", protocol,
                          box_vectors_nm=setup.box_vectors_nm, parameters={"a1": a1}, progress=False)
         assert system.getNumForces() == n_forces
         assert np.std(result.volume_nm3[len(result.volume_nm3) // 2:]) > 1e-3 * np.mean(result.volume_nm3)
-
-
-def _tilted_gaussian_run(task, n_frames=400, temperature_K=300.0):
-    """An exact linear-response 'NPT run': dU/da1 ~ N(mu0 - beta sigma^2 a1, sigma^2) is the Gaussian
-    tilted by exp(-beta a1 dU/da1), and rho = 1.0 - 5e-4 (dU/da1 - mu0), so d<rho>/da1 = 0.02 exactly."""
-    from openmm_physembed.properties.density import DensityResult
-    from openmm_physembed.properties.density_estimators import ProductionWindow
-
-    a1 = task.parameters["a1"]
-    beta = 1.0 / (0.0083144626 * temperature_K)
-    sigma, mu0 = 10.0, -50.0
-    rng = np.random.default_rng(int(1000 * a1) % 2**32)
-    du = rng.normal(mu0 - beta * sigma**2 * a1, sigma, n_frames)
-    rho = 1.0 - 5e-4 * (du - mu0)
-    return DensityResult(
-        Estimate(float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(n_frames)), n_frames, "g/cm3"),
-        temperature_K, 1.0, dict(task.parameters), ProductionWindow(0, n_frames, 1.0, 0, True),
-        np.arange(n_frames) * 0.1, np.full(n_frames, 30.0), a1 * du, rho, {"a1": du}, 40.0, task.out_dir)
 
 
 def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweight(tmp_path, monkeypatch):
@@ -207,7 +197,7 @@ def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweigh
     on a direct run within tolerance."""
     from openmm_physembed.properties import a1_fit
 
-    monkeypatch.setattr(a1_fit, "run_density_task", _tilted_gaussian_run)
+    monkeypatch.setattr(a1_fit, "run_density_task", linear_response_density_run)
     true_a1, target = 2.5, 1.0 + 0.02 * 2.5
     result = fit_a1_reweighting(None, target, tmp_path, a1_initial=0.0, protocol=PROTOCOL,
                                 tolerance_g_cm3=0.001, min_effective_samples=1e6, max_step=1.0)

@@ -8,6 +8,7 @@ live Context can change (``set_a1``, ``set_alpha``) and ``dE/da1``, ``dE/dalpha`
 
 Any MACE model file works, e.g. one trained with :func:`~openmm_physembed.train_mace` or a
 foundation model such as MACE-OFF23(S) that the user downloaded; the toolkit never downloads.
+(alpha, a1) have no default: each pair belongs to one model file (:mod:`.corrections`).
 """
 
 from __future__ import annotations
@@ -18,22 +19,16 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import PotentialError
+from .corrections import PUBLISHED_CORRECTIONS, choose_correction  # noqa: F401  - PUBLISHED_CORRECTIONS re-exported
 from .cso import (
     CSO_A2,
     CSO_A4_BOHR,
-    DEFAULT_A1,
     DEFAULT_CUTOFF_NM,
     DERIVATIVE_PARAMETERS,
     add_cso_correction,
     cso_forces,
+    length_nm,
 )
-
-# (alpha, a1) fitted to experimental density in the paper (s6 = 1): its MACE model trained on
-# EC/EMC, fitted on EC:EMC 3:7 at 298 K; and MACE-OFF23(S), fitted on EMC at 298 K.
-PUBLISHED_CORRECTIONS: dict[str, tuple[float, float]] = {
-    "mace-ec-emc": (0.05, 0.6),
-    "mace-off23-small": (-0.05, 1.07),
-}
 
 
 class CorrectedMACESystem:
@@ -48,13 +43,18 @@ class CorrectedMACESystem:
         OpenMM Topology: elements, bonds/residues (molecules) and, for liquids, box vectors.
     positions_nm
         Positions (nm); each molecule's geometry in isolation fixes the D3 coordination numbers.
+    correction
+        Where (alpha, a1, s6) come from when not given explicitly: a published name
+        (``"mace-off23-small"``, ``"mace-ec-emc"``: :data:`PUBLISHED_CORRECTIONS`, warns that it
+        belongs to that model file) or a file written by ``physembed fit-a1`` (refused when fitted
+        for another model file unless ``force_correction``).
     alpha, a1, s6
-        Initial CSO global parameters (defaults: the paper's values for its EC/EMC model; see
-        :data:`PUBLISHED_CORRECTIONS` for MACE-OFF23(S)).
+        Explicit initial CSO global parameters instead of ``correction`` (``s6`` defaults to 1).
+        One of the two ways is required: there is no default pair.
     cutoff_nm
-        CSO cutoff for periodic systems (long-range correction beyond it).
-    dtype
-        MACE precision, ``"float64"`` or ``"float32"``.
+        CSO cutoff for periodic systems (long-range correction beyond it); nm or a Quantity.
+    dtype, precision
+        MACE precision: ``"float64"``/``"double"`` (default) or ``"float32"``/``"single"``.
     cso_force_group
         Force group of the CSO forces; default the lowest one the MACE force does not use.
     molecule_index, reference_positions_nm, switch_distance_nm, long_range_correction, parameter_derivatives
@@ -65,23 +65,39 @@ class CorrectedMACESystem:
 
     Attributes
     ----------
-    system, topology, positions_nm, mace_force, cso_force
+    system
+        The plain ``openmm.System`` (MACE TorchForce + CSO forces + a zero-energy bond list that
+        tells a barostat the molecules).
+    topology, positions_nm, mace_force, cso_force
+    correction
+        The :class:`~.corrections.CSOCorrection` used (values and where they came from).
+
+    Examples
+    --------
+    >>> corrected = CorrectedMACESystem("MACE-OFF23_small.model", box.topology, box.positions_nm,
+    ...                                 correction="mace-off23-small", precision="single")  # doctest: +SKIP
     """
 
-    def __init__(self, model_path, topology, positions_nm, *, alpha: float = 0.05, a1: float = DEFAULT_A1,
-                 s6: float = 1.0, cutoff_nm: float = DEFAULT_CUTOFF_NM, dtype: str = "float64",
+    def __init__(self, model_path, topology, positions_nm, *, correction=None, alpha: float | None = None,
+                 a1: float | None = None, s6: float | None = None, force_correction: bool = False,
+                 cutoff_nm: float = DEFAULT_CUTOFF_NM, dtype: str | None = None, precision: str | None = None,
                  cso_force_group: int | None = None, molecule_index=None, reference_positions_nm=None,
                  switch_distance_nm: float | None = None, long_range_correction: bool = True,
                  a2: float = CSO_A2, a4_bohr: float = CSO_A4_BOHR,
                  parameter_derivatives: Sequence[str] = DERIVATIVE_PARAMETERS, **mace_kwargs):
         import openmm
 
+        from .mace_force import resolve_dtype
+
         model_path = Path(model_path)
         if not model_path.is_file():
             raise PotentialError(
-                f"MACE model file {str(model_path)!r} does not exist; train one (openmm-physembed train) "
+                f"MACE model file {str(model_path)!r} does not exist; train one (physembed train) "
                 "or download a foundation model (e.g. MACE-OFF23_small.model) yourself and pass its path"
             )
+        self.correction = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path,
+                                            force=force_correction)
+        dtype = resolve_dtype(dtype, precision) or "float64"
         n_atoms = topology.getNumAtoms()
         positions = _positions_nm(positions_nm, n_atoms)
 
@@ -99,8 +115,10 @@ class CorrectedMACESystem:
         self.mace_force = add_mace_force(system, topology, model_path, dtype=dtype, **mace_kwargs)
         # What rebuilds the TorchForce elsewhere (a TorchForce cannot be deserialised from XML).
         self.mace_arguments = {"model_path": str(model_path), "dtype": dtype, **mace_kwargs}
+        chosen = self.correction
         self.cso_force = add_cso_correction(
-            system, topology, positions, alpha=alpha, a1=a1, s6=s6, a2=a2, a4_bohr=a4_bohr, cutoff_nm=cutoff_nm,
+            system, topology, positions, alpha=chosen.alpha, a1=chosen.a1, s6=chosen.s6, a2=a2, a4_bohr=a4_bohr,
+            cutoff_nm=length_nm(cutoff_nm, "cutoff_nm"),
             force_group=cso_force_group, molecule_index=molecule_index,
             reference_positions_nm=reference_positions_nm, periodic=box is not None,
             long_range_correction=long_range_correction, switch_distance_nm=switch_distance_nm,

@@ -44,9 +44,8 @@ from .d3 import isolated_pair_data
 # Published CSO constants (Schröder et al. 2015), as in s-dftd3's CSODampingParam.
 CSO_A2 = 2.5
 CSO_A4_BOHR = 6.25
-# a1 fitted in the paper for its MACE model trained on EC/EMC (with alpha = +0.05); MACE-OFF23(S)
-# wants a1 = 1.07 with alpha = -0.05.
-DEFAULT_A1 = 0.6
+# There is deliberately no default (alpha, a1): each pair belongs to one model file
+# (:mod:`.corrections`, PUBLISHED_CORRECTIONS).
 DEFAULT_CUTOFF_NM = 1.2
 # Atoms of one element whose frozen CNs differ by less than this share a class. Symmetry-equivalent
 # atoms of an embedded geometry differ by ~1e-6, which would move C6 by about as much, so only
@@ -200,6 +199,19 @@ def _box_vectors_nm(topology) -> np.ndarray | None:
     from openmm import unit
 
     return np.array([[v.value_in_unit(unit.nanometer) for v in vec] for vec in vectors], dtype=float)
+
+
+def length_nm(value, what: str = "length") -> float | None:
+    """A length in nm from a float (nm) or an ``openmm.unit`` Quantity; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    from openmm import unit
+
+    if unit.is_quantity(value):
+        if not value.unit.is_compatible(unit.nanometer):
+            raise PotentialError(f"{what} must be a length, got {value}")
+        value = value.value_in_unit(unit.nanometer)
+    return float(value)
 
 
 def _as_nm_array(positions, n_atoms: int, what: str) -> np.ndarray:
@@ -382,8 +394,9 @@ def _free_force_group(system) -> int:
     raise PotentialError("all 32 OpenMM force groups are in use; pass force_group explicitly")
 
 
-def add_cso_correction(system, topology, positions_nm=None, *, alpha: float = 1.0, a1: float = DEFAULT_A1,
-                       s6: float = 1.0, a2: float = CSO_A2, a4_bohr: float = CSO_A4_BOHR,
+def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | None = None,
+                       a1: float | None = None, s6: float | None = None, correction=None, model_path=None,
+                       force_correction: bool = False, a2: float = CSO_A2, a4_bohr: float = CSO_A4_BOHR,
                        cutoff_nm: float = DEFAULT_CUTOFF_NM, force_group: int | None = None,
                        molecule_index=None, reference_positions_nm=None, periodic: bool | None = None,
                        long_range_correction: bool = True, switch_distance_nm: float | None = None,
@@ -399,9 +412,15 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float = 1.
         The System to extend and its Topology (elements; bonds and residues define molecules).
     positions_nm
         Geometry whose molecules, each taken in isolation, fix the D3 coordination numbers
-        (see :func:`cso_parameters`).
+        (see :func:`cso_parameters`); nm array or ``openmm.unit`` Quantity.
     alpha, a1, s6
-        Initial values of the global parameters of the same names.
+        Initial values of the global parameters of the same names. There is no default: give
+        ``alpha`` and ``a1`` (``s6`` defaults to 1), or ``correction``.
+    correction, model_path, force_correction
+        Instead of alpha/a1/s6: a published name (``"mace-off23-small"``, ``"mace-ec-emc"``) or a
+        file written by ``physembed fit-a1``, which must have been fitted for ``model_path`` (the
+        MACE model file of this System; ``None`` for a GAFF base) unless ``force_correction``.
+        See :func:`.corrections.choose_correction`.
     a2, a4_bohr
         Fixed CSO constants (published 2.5 and 6.25 bohr).
     cutoff_nm
@@ -428,6 +447,12 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float = 1.
     """
     import openmm
 
+    from .corrections import choose_correction
+
+    chosen = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path, force=force_correction)
+    alpha, a1, s6 = chosen.alpha, chosen.a1, chosen.s6
+    cutoff_nm = length_nm(cutoff_nm, "cutoff_nm")
+    switch_distance_nm = length_nm(switch_distance_nm, "switch_distance_nm")
     parameter_derivatives = tuple(parameter_derivatives)
     unknown = set(parameter_derivatives) - set(GLOBAL_PARAMETERS)
     if unknown:
@@ -680,7 +705,7 @@ def long_range_correction_kj_mol(system, positions_nm, box_vectors_nm=None,
 
 
 # ---------------------------------------------------------------------------------------------- reference
-def cso_energy_reference(parameters: CSOParameters, positions_nm, *, alpha: float = 1.0, a1: float = DEFAULT_A1,
+def cso_energy_reference(parameters: CSOParameters, positions_nm, *, a1: float, alpha: float = 1.0,
                          s6: float = 1.0, a2: float = CSO_A2, a4_bohr: float = CSO_A4_BOHR,
                          box_vectors_nm=None, cutoff_nm: float | None = None) -> float:
     """Plain numpy ``alpha * E_CSO`` over intermolecular pairs (kJ/mol), no long-range correction.

@@ -35,6 +35,12 @@ from ..units import KJ_PER_MOL_PER_EV, NM_PER_ANGSTROM
 #: measured on CPU: 33 us (all pairs) vs 36 us (vesin) at 20 atoms, 96 vs 64 us at 64 atoms.
 BRUTE_FORCE_MAX_ATOMS = 32
 
+#: Spellings of the MACE precision: ours (torch dtype names) and openmm-ml's ``precision``.
+PRECISIONS = {"float64": "float64", "double": "float64", "float32": "float32", "single": "float32"}
+#: What the TorchForce returns: MACE's total ``energy`` (E0s included) or openmm-ml's default,
+#: the ``interaction_energy`` (total minus the isolated-atom energies).
+ENERGY_TYPES = ("energy", "interaction_energy")
+
 
 _TORCH_PLUGINS_RETRIED = False
 
@@ -153,6 +159,29 @@ def load_mace_model(model_path, device: str = "cpu"):
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
         raise PotentialError(f"{str(path)!r} holds a {type(model).__name__}, not a MACE model")
     return model.eval()
+
+
+def resolve_dtype(dtype: str | None = None, precision: str | None = None) -> str | None:
+    """``"float32"``/``"float64"`` from our ``dtype`` or openmm-ml's ``precision`` (``"single"``/``"double"``).
+
+    Either name takes either spelling; giving both is fine when they agree. ``None`` when neither
+    is given (the caller's default applies).
+
+    >>> resolve_dtype(precision="single"), resolve_dtype("float64"), resolve_dtype()
+    ('float32', 'float64', None)
+    """
+    chosen = []
+    for name, value in (("dtype", dtype), ("precision", precision)):
+        if value is None:
+            continue
+        if value not in PRECISIONS:
+            raise PotentialError(
+                f"{name}={value!r} is not a MACE precision; use 'single' or 'double' (or 'float32'/'float64')"
+            )
+        chosen.append(PRECISIONS[value])
+    if len(set(chosen)) > 1:
+        raise PotentialError(f"dtype={dtype!r} and precision={precision!r} disagree; give one of them")
+    return chosen[0] if chosen else None
 
 
 def _resolve_device(device) -> str:
@@ -275,6 +304,7 @@ def build_mace_module(
     neighbor_list: str = "auto",
     head: str | None = None,
     model=None,
+    energy_type: str = "energy",
 ):
     """The scripted module for ``atomic_numbers`` (one per modelled atom; elements checked).
 
@@ -285,15 +315,18 @@ def build_mace_module(
     ``use_cueq=True`` converts the model to cuEquivariance kernels first (needs a CUDA
     ``device``), an experiment: mace's cueq wrappers are not TorchScript-compatible (mace PR
     871, cuEquivariance issues 137 and 259), so expect a :class:`PotentialError` or a module
-    that fails when run. cueq is for training and eager inference.
+    that fails when run. cueq is for training and eager inference. ``energy_type`` is
+    ``"energy"`` (MACE's total energy, E0s included) or ``"interaction_energy"`` (without them,
+    openmm-ml's default). ``dtype`` also takes openmm-ml's ``"single"``/``"double"``.
     """
     import torch
     from mace.tools import atomic_numbers_to_indices, to_one_hot, utils
 
     from .mace_module import MACEOpenMMForcesModule, MACEOpenMMModule, script_module
 
-    if dtype not in ("float32", "float64"):
-        raise PotentialError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    dtype = resolve_dtype(dtype) or "float64"
+    if energy_type not in ENERGY_TYPES:
+        raise PotentialError(f"energy_type must be one of {ENERGY_TYPES}, got {energy_type!r}")
     if neighbor_list not in ("auto", "vesin", "brute"):
         raise PotentialError(f"neighbor_list must be 'auto', 'vesin' or 'brute', got {neighbor_list!r}")
     device = _resolve_device(device)
@@ -333,6 +366,13 @@ def build_mace_module(
     node_attrs = to_one_hot(indices.unsqueeze(-1), num_classes=len(table)).to(torch_dtype).to(device)
 
     offset_kj = _energy_offset_kj(model, node_attrs, head_index)
+    if energy_type == "interaction_energy":
+        if offset_kj is None:
+            raise PotentialError(
+                f"MACE model {str(model_path)!r} ({info.model_class}) has no interaction_energy output; "
+                "use energy_type='energy' (returnEnergyType='energy' through openmm-ml)"
+            )
+        offset_kj = 0.0
     n_model = len(zs)
     brute = neighbor_list == "brute" or (
         neighbor_list == "auto" and not periodic and replica_ids is None and n_model <= BRUTE_FORCE_MAX_ATOMS
@@ -405,6 +445,8 @@ def add_mace_force(
     neighbor_list: str = "auto",
     head: str | None = None,
     jit_optimize: bool | None = None,
+    precision: str | None = None,
+    energy_type: str = "energy",
 ):
     """Add a MACE model as a TorchForce to ``system`` and return the force.
 
@@ -420,9 +462,10 @@ def add_mace_force(
         Indices of the atoms MACE models; ``None`` for all. The others feel no MACE force.
     periodic
         ``None``: periodic if the topology has box vectors or the System uses PBC.
-    dtype
-        ``"float64"`` or ``"float32"``: the precision MACE runs in (the model is converted);
-        ``None``: :func:`default_mace_dtype` (float32 where OpenMM has CUDA, else float64).
+    dtype, precision
+        The precision MACE runs in (the model is converted): ``"float64"``/``"double"`` or
+        ``"float32"``/``"single"`` (openmm-ml's ``precision`` names; either keyword takes either
+        spelling). Neither: :func:`default_mace_dtype` (float32 where OpenMM has CUDA, else float64).
     replicas
         ``"none"``; ``"molecule"`` (bonded fragments), ``"residue"``, or one id per modelled atom
         (or per particle): MACE edges only within a replica, so independent copies of a molecule
@@ -450,6 +493,10 @@ def add_mace_force(
         platform here (on the CPU off is measured 5-15 % faster; on CUDA it is left alone, see
         ``benchmarks/gpu_check.py``). Run MD in the thread that added the force, or call
         :func:`set_torchscript_optimization` in the MD thread.
+    energy_type
+        ``"energy"`` (default): MACE's total energy, isolated-atom energies (E0s) included, as
+        mace-torch's ``MACECalculator`` reports it. ``"interaction_energy"``: without the E0s, as
+        openmm-ml's ``MLPotential('mace')`` reports by default. Forces are the same.
 
     Notes
     -----
@@ -479,8 +526,7 @@ def add_mace_force(
     if missing:
         raise PotentialError(f"atoms {missing[:10]} have no element in the topology; MACE needs elements")
     zs = [el.atomic_number for el in elements]
-    if dtype is None:
-        dtype = default_mace_dtype()
+    dtype = resolve_dtype(dtype, precision) or default_mace_dtype()
 
     model = load_mace_model(model_path, device=_resolve_device(device))
     info = MACEModelInfo.from_model(model)
@@ -500,6 +546,7 @@ def add_mace_force(
         model_path, zs, atoms=None if atoms is None else selected.tolist(), n_particles=n_particles,
         periodic=bool(periodic), replica_ids=replica_ids, dtype=dtype, device=device, use_cueq=use_cueq,
         return_forces=bool(return_forces), neighbor_list=neighbor_list, head=head, model=model,
+        energy_type=energy_type,
     )
     if jit_optimize is None:
         if not (_resolve_device(device).startswith("cuda") or openmm_has_cuda()):

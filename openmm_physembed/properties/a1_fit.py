@@ -223,3 +223,39 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
                                  target_density_g_cm3, confirm.density, tuple(runs), None, tuple(history))
             write_json(out_dir / "fit_reweighting.json", result.summary())
             return result
+
+
+def correction_from_fit(result: A1FitResult, alpha: float, *, model_path=None, s6: float = 1.0,
+                        liquid: str | None = None, temperature_K: float | None = None,
+                        pressure_bar: float | None = None, cso_cutoff_nm: float | None = None):
+    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` a fit found, tied to its model.
+
+    ``model_path`` is the MACE model file the fit ran with (``None``: the GAFF base); its sha256 goes
+    into the correction, so that ``correction.write(path)`` gives the file ``--correction PATH``
+    accepts for that model only. The density reached is the reweighting fit's confirming run, or
+    the scan's linear fit at the fitted a1 (``density_from`` says which).
+
+    >>> correction_from_fit(fit, alpha=-0.05, model_path="m.model", liquid="EMC").write("correction.json")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from ..potentials.corrections import CSOCorrection, file_sha256
+
+    if result.final_density is not None:
+        density, stderr, source = result.final_density.value, result.final_density.stderr, "confirming NPT run"
+    elif result.linear_fit is not None:
+        density, stderr, source = float(result.linear_fit.predict(result.a1.value)), None, "linear fit"
+    else:  # pragma: no cover - both methods set one of them
+        density, stderr, source = None, None, None
+    runs = result.runs
+    return CSOCorrection(
+        alpha=float(alpha), a1=float(result.a1.value), s6=float(s6), source="fit-a1",
+        model_sha256=None if model_path is None else file_sha256(model_path),
+        model_file=None if model_path is None else Path(model_path).name,
+        liquid=liquid,
+        temperature_K=temperature_K if temperature_K is not None else (runs[0].temperature_K if runs else None),
+        pressure_bar=pressure_bar if pressure_bar is not None else (runs[0].pressure_bar if runs else None),
+        target_density_g_cm3=float(result.target_density_g_cm3), density_g_cm3=density,
+        density_stderr_g_cm3=stderr, a1_stderr=float(result.a1.stderr), method=result.method, density_from=source,
+        cso_cutoff_nm=cso_cutoff_nm,
+    )

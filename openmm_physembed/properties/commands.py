@@ -1,8 +1,9 @@
 """Subcommand ``viscosity`` (Green-Kubo shear viscosity of a liquid).
 
 Each property adds its own ``_register_<name>(subparsers)`` and a line in :func:`register`.
-The liquid options (components, ``--experiment``, ``--model``, ``--alpha``, ``--a1``, NPT
-settings) are the ones ``physembed density`` uses, so both commands describe a liquid alike.
+The liquid options (components, ``--experiment``, ``--model``, ``--alpha``/``--a1`` or
+``--correction``, NPT settings) are the ones ``physembed density`` uses, so both commands
+describe a liquid alike.
 """
 
 from __future__ import annotations
@@ -63,13 +64,14 @@ def _load_frames(path):
 
 def _viscosity(args: argparse.Namespace) -> int:
     from ..cli_common import executor_from_args
-    from .density_commands import _resolve, _setup
+    from .density_commands import _resolve, _setup, correction_from_args, correction_parameters, describe_correction
     from .plots import plot_viscosity
     from .viscosity import GreenKuboAnalysis, ViscosityProtocol, run_npt_frames, run_viscosity
 
+    correction = correction_from_args(args)
     spec, npt_protocol, experiment, out = _resolve(args)
-    setup = _setup(args, spec, out)
-    parameters = {"alpha": args.alpha, "a1": args.a1}
+    setup = _setup(args, spec, correction)
+    parameters = correction_parameters(correction)
     if args.frames:
         positions, boxes = _load_frames(args.frames)
     else:
@@ -88,7 +90,7 @@ def _viscosity(args: argparse.Namespace) -> int:
                                parameters=parameters, progress=args.serial or args.workers == 1)
     reference = experiment.viscosity_cP if experiment is not None else None
     plots = plot_viscosity(result, out / "viscosity", reference_cp=reference)
-    print(f"viscosity at {protocol.temperature_K:g} K, alpha={args.alpha:g}, a1={args.a1:g} "
+    print(f"viscosity at {protocol.temperature_K:g} K, {describe_correction(correction)} "
           f"({protocol.n_replicas} x {result.production_ps:g} ps NVT, volume {result.volume_nm3:.3f} nm^3):")
     if result.details.stacie is not None:
         print(f"  STACIE ({analysis.stacie_model}):  {result.stacie} "

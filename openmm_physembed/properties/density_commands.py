@@ -20,13 +20,13 @@ def _add_liquid_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
-    parser.add_argument("--alpha", type=float, default=0.0, help="scale of the CSO term (0 = off)")
-    parser.add_argument("--a1", type=float, default=1.0, help="CSO damping parameter a1")
+    add_correction_options(parser)
     parser.add_argument("--cso-cutoff", type=float, default=1.2, help="CSO cutoff, nm (box must be twice that)")
     parser.add_argument("--cso-switch", type=float, default=None,
                         help="switch the CSO off smoothly from this distance (nm) to the cutoff")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="MACE precision")
+    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default="float32", help="MACE precision (single = float32, double = float64)")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
     parser.add_argument("--pressure", type=float, default=1.0, help="bar")
     parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
@@ -36,6 +36,41 @@ def _add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("-o", "--out", default=None, help="output directory")
+
+
+def add_correction_options(parser: argparse.ArgumentParser) -> None:
+    """``--alpha``/``--a1``, ``--correction``, ``--force-correction``: how the CSO term is chosen (no default)."""
+    group = parser.add_argument_group("CSO correction: --alpha and --a1, or --correction (no default values)")
+    group.add_argument("--alpha", type=float, default=None, help="scale of the CSO term (0 = off)")
+    group.add_argument("--a1", type=float, default=None, help="CSO damping parameter a1 (with --alpha)")
+    group.add_argument("--correction", default=None, metavar="FILE|NAME",
+                       help="(alpha, a1, s6) from the correction.json `physembed fit-a1` writes (refused if it was "
+                            "fitted for another --model), or a published pair for its own model file only: "
+                            "mace-off23-small, mace-ec-emc")
+    group.add_argument("--force-correction", action="store_true",
+                       help="use a --correction file fitted for another model anyway")
+
+
+def correction_from_args(args: argparse.Namespace, required: bool = False):
+    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` the options choose, or
+    ``None`` for no correction (no option, or ``--alpha 0`` alone); ``required`` refuses ``None``."""
+    from ..errors import PropertyError
+    from ..potentials.corrections import choose_correction
+
+    off = args.correction is None and args.a1 is None and not args.alpha
+    chosen = None if off else choose_correction(args.correction, alpha=args.alpha, a1=args.a1,
+                                                model_path=args.model, force=args.force_correction)
+    if required and (chosen is None or chosen.alpha == 0):
+        raise PropertyError(f"`physembed {args.command}` needs a CSO correction: give --correction FILE (from "
+                            "`physembed fit-a1`) or --alpha and --a1 (alpha = 0 switches the term off)")
+    return chosen
+
+
+def describe_correction(correction) -> str:
+    if correction is None:
+        return "no CSO correction"
+    origin = "" if correction.source == "explicit" else f" from {correction.source}"
+    return f"alpha={correction.alpha:g}, a1={correction.a1:g}, s6={correction.s6:g}{origin}"
 
 
 def register(subparsers) -> None:
@@ -54,7 +89,8 @@ def register(subparsers) -> None:
     fit.add_argument("--method", choices=["scan", "reweighting", "both"], default="reweighting")
     fit.add_argument("--a1-values", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5],
                      help="a1 values of the scan")
-    fit.add_argument("--a1-initial", type=float, default=1.0, help="first a1 of the reweighting fit")
+    fit.add_argument("--a1-initial", type=float, default=None,
+                     help="first a1 of the reweighting fit (default: the --correction's a1, else 1.0)")
     fit.add_argument("--tolerance", type=float, default=0.002, help="g/cm3")
     fit.add_argument("--min-effective-samples", type=float, default=50.0)
     fit.add_argument("--max-simulations", type=int, default=6)
@@ -116,24 +152,34 @@ def _resolve(args):
     return spec, protocol, experiment, out
 
 
-def _setup(args, spec, out):
+def _setup(args, spec, correction):
+    """Box + base + CSO for ``correction`` (a CSOCorrection; ``None``: the term is present but off)."""
     from .liquid import build_liquid_setup
 
-    return build_liquid_setup(spec, model_path=args.model, alpha=args.alpha, a1=args.a1,
-                              cso_cutoff_nm=args.cso_cutoff, cso_switch_nm=args.cso_switch,
-                              charge_method=args.charge_method, dtype=args.dtype)
+    values = {} if correction is None else {"alpha": correction.alpha, "a1": correction.a1, "s6": correction.s6}
+    return build_liquid_setup(spec, model_path=args.model, cso_cutoff_nm=args.cso_cutoff,
+                              cso_switch_nm=args.cso_switch, charge_method=args.charge_method, dtype=args.dtype,
+                              **values)
+
+
+def correction_parameters(correction) -> dict:
+    """Global parameter values a run sets: the correction's, or alpha = 0 (off)."""
+    if correction is None:
+        return {"alpha": 0.0, "a1": 0.0}
+    return {"alpha": correction.alpha, "a1": correction.a1}
 
 
 def _density(args: argparse.Namespace) -> int:
     from .density_plots import plot_density_trace
     from .tasks import DensityTask, run_density_task
 
+    correction = correction_from_args(args)
     spec, protocol, experiment, out = _resolve(args)
-    setup = _setup(args, spec, out)
-    result = run_density_task(DensityTask(setup, protocol, {"alpha": args.alpha, "a1": args.a1}, out, True))
+    setup = _setup(args, spec, correction)
+    result = run_density_task(DensityTask(setup, protocol, correction_parameters(correction), out, True))
     png = plot_density_trace(result, out / "density.png", experiment.density_g_cm3 if experiment else None)
     print(f"density {result.density} (N_eff {result.density.n_effective:.0f}) at "
-          f"{protocol.temperature_K:g} K, {protocol.pressure_bar:g} bar; alpha={args.alpha:g}, a1={args.a1:g}")
+          f"{protocol.temperature_K:g} K, {protocol.pressure_bar:g} bar; {describe_correction(correction)}")
     if not result.window.equilibrated:
         print("warning: the density was still drifting at the start of the averaging window; run longer")
     if experiment is not None and experiment.density_g_cm3:
@@ -146,32 +192,64 @@ def _density(args: argparse.Namespace) -> int:
 def _fit_a1(args: argparse.Namespace) -> int:
     from ..cli_common import executor_from_args
     from ..errors import PropertyError
-    from .a1_fit import fit_a1_reweighting, scan_a1
+    from .a1_fit import correction_from_fit, fit_a1_reweighting, scan_a1
     from .density_plots import plot_a1_fit
 
+    if args.a1 is not None:
+        raise PropertyError("fit-a1 fits a1: give its starting value as --a1-initial, not --a1")
+    alpha, s6, a1_initial = args.alpha, 1.0, args.a1_initial
+    if args.correction is not None:  # refit from an earlier correction: its alpha and s6, its a1 to start
+        from ..potentials.corrections import choose_correction
+
+        start = choose_correction(args.correction, model_path=args.model, force=args.force_correction)
+        if alpha is not None and alpha != start.alpha:
+            raise PropertyError(f"--alpha {alpha:g} disagrees with the --correction's alpha {start.alpha:g}")
+        alpha, s6 = start.alpha, start.s6
+        a1_initial = start.a1 if a1_initial is None else a1_initial
+    if not alpha:
+        raise PropertyError("fit-a1 needs --alpha (the scale whose a1 it fits; alpha = 0 switches the CSO term "
+                            "off, so a1 would have no effect), e.g. --alpha -0.05, or --correction FILE")
+    a1_initial = 1.0 if a1_initial is None else a1_initial
     spec, protocol, experiment, out = _resolve(args)
     target = args.target if args.target is not None else (experiment.density_g_cm3 if experiment else None)
     if target is None:
         raise PropertyError("give --target DENSITY or --experiment SYSTEM")
-    if args.alpha == 0:
-        raise PropertyError("alpha = 0 switches the CSO term off, so a1 has no effect; give --alpha (e.g. 0.05)")
-    setup = _setup(args, spec, out)
+    from ..potentials.corrections import CSOCorrection
+
+    setup = _setup(args, spec, CSOCorrection(alpha, a1_initial, s6))
     results = []
     with executor_from_args(args) as executor:
         if args.method in ("scan", "both"):
             results.append(scan_a1(setup, args.a1_values, target, out / "scan", protocol, executor,
-                                   fixed_parameters={"alpha": args.alpha}))
+                                   fixed_parameters={"alpha": alpha}))
         if args.method in ("reweighting", "both"):
-            results.append(fit_a1_reweighting(setup, target, out / "reweighting", args.a1_initial, protocol,
+            results.append(fit_a1_reweighting(setup, target, out / "reweighting", a1_initial, protocol,
                                               args.tolerance, args.min_effective_samples, args.max_simulations,
-                                              fixed_parameters={"alpha": args.alpha}, executor=executor))
+                                              fixed_parameters={"alpha": alpha}, executor=executor))
     for res in results:
         final = f"; confirming run {res.final_density}" if res.final_density else ""
         print(f"{res.method:>12}: a1 = {res.a1.value:.4f} ± {res.a1.stderr:.4f} from {res.n_simulations} "
               f"simulations ({res.simulated_ps:.0f} ps simulated){final}")
     png = plot_a1_fit(results, out / "a1_fit.png", args.tolerance)
     print(f"target {target:.4f} g/cm3; plot: {png}")
+    # The reweighting fit (a confirming run at its a1) is preferred over the scan's straight line.
+    best = results[-1]
+    correction = correction_from_fit(best, alpha, model_path=args.model, s6=s6, liquid=spec_name(args, spec),
+                                     temperature_K=protocol.temperature_K, pressure_bar=protocol.pressure_bar,
+                                     cso_cutoff_nm=args.cso_cutoff)
+    path = correction.write(out / "correction.json")
+    model = f"model {args.model}" if args.model else "the GAFF base"
+    print(f"correction for {model}: {path} (alpha={alpha:g}, a1={correction.a1:.4f}); use it with "
+          f"--correction {path}")
     return 0
+
+
+def spec_name(args, spec) -> str:
+    """The liquid, as the experimental table or the components name it."""
+    if args.experiment:
+        return args.experiment
+    composition = spec.counts or spec.mass_fractions
+    return " ".join(spec.components) + (f" {':'.join(f'{c:g}' for c in composition)}" if composition else "")
 
 
 def parse_transfer_case(text: str):
@@ -201,8 +279,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from .liquid import LiquidSpec
     from .transfer import format_transfer_table, run_transfer
 
-    if args.alpha == 0:
-        raise PropertyError("give the fitted --alpha and --a1; with alpha = 0 both columns are the same model")
+    correction = correction_from_args(args, required=True)
     cases = [parse_transfer_case(text) for text in args.cases]
     if missing := [c.system for c in cases if c.density_g_cm3 is None]:
         raise PropertyError(f"no experimental density for {', '.join(missing)}")
@@ -213,11 +290,11 @@ def _transfer(args: argparse.Namespace) -> int:
         cases = [replace(c, temperature_K=args.temperature) for c in cases]
 
     def make_setup(case):
-        return _setup(args, LiquidSpec.from_experiment(case, args.n_molecules), None)
+        return _setup(args, LiquidSpec.from_experiment(case, args.n_molecules), correction)
 
     with executor_from_args(args) as executor:
-        rows = run_transfer(cases, make_setup, args.alpha, args.a1, Path(args.out), protocol, executor)
-    print(f"alpha = {args.alpha:g}, a1 = {args.a1:g}; densities in g/cm3")
+        rows = run_transfer(cases, make_setup, correction.alpha, correction.a1, Path(args.out), protocol, executor)
+    print(f"{describe_correction(correction)}; densities in g/cm3")
     print(format_transfer_table(rows))
     print(f"data: {Path(args.out) / 'transfer.json'}")
     return 0

@@ -3,7 +3,7 @@
 The base is GAFF when no model file is given (cheap, for testing the workflow and for the
 CPU benchmark), otherwise the MACE model through :class:`CorrectedMACESystem`. Either way the
 intermolecular CSO term carries the global parameters ``alpha`` and ``a1``; ``alpha = 0``
-turns the correction off without changing the System.
+turns the correction off without changing the System. Its values have no default.
 """
 
 from __future__ import annotations
@@ -38,30 +38,45 @@ class LiquidSpec:
                    packing_density_g_cm3=row.density_g_cm3 or 1.0, seed=seed)
 
 
-def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, alpha: float = 0.0,
-                       a1: float = 1.0, s6: float = 1.0, cso_cutoff_nm: float = 1.2,
-                       cso_switch_nm: float | None = None, gaff_cutoff_nm: float = 1.0, charge_method: str = "bcc", dtype: str = "float64",
-                       label: str | None = None) -> LiquidSetup:
+def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, alpha: float | None = None,
+                       a1: float | None = None, s6: float | None = None, cso_cutoff_nm: float = 1.2,
+                       cso_switch_nm: float | None = None, gaff_cutoff_nm: float = 1.0, charge_method: str = "bcc",
+                       dtype: str = "float64", label: str | None = None, *, correction=None,
+                       force_correction: bool = False) -> LiquidSetup:
     """Pack the box and build base + CSO; returns a picklable :class:`LiquidSetup`.
 
+    The CSO term is always in the System, so that runs can switch it on by parameters; its values
+    are the caller's choice and never a default: ``alpha`` and ``a1`` (``s6`` defaults to 1), or
+    ``correction`` (a published name or a ``physembed fit-a1`` file, checked against
+    ``model_path``; see :func:`~openmm_physembed.potentials.corrections.choose_correction`).
+    Neither, or ``alpha = 0`` alone, builds it switched off (alpha = 0).
     ``cso_switch_nm`` switches the CSO smoothly off between it and the cutoff (continuous energy:
-    better energy conservation and a pressure tensor free of cutoff-crossing noise).
+    better energy conservation and a pressure tensor free of cutoff-crossing noise). ``dtype``
+    is the MACE precision (``"single"``/``"double"`` also accepted).
     """
+    from ..potentials.corrections import CSOCorrection, choose_correction
+
+    if correction is None and a1 is None and not alpha and s6 is None:
+        chosen = CSOCorrection(0.0, 0.0, 1.0, source="off")  # a1 has no effect at alpha = 0
+    else:
+        chosen = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path,
+                                   force=force_correction)
     molecules: Sequence[Molecule] = [Molecule.from_any(c) for c in spec.components]
     box = build_box(molecules, counts=spec.counts, mass_fractions=spec.mass_fractions,
                     n_molecules=spec.n_molecules, density_g_cm3=spec.packing_density_g_cm3, seed=spec.seed,
                     charge_method=charge_method)
     label = label or "+".join(m.name for m in molecules)
+    values = {"alpha": chosen.alpha, "a1": chosen.a1, "s6": chosen.s6}
     if model_path is None:
         from ..potentials.cso import add_cso_correction
 
         system = box.create_system(nonbonded_cutoff_nm=gaff_cutoff_nm)
-        add_cso_correction(system, box.topology, box.positions_nm, alpha=alpha, a1=a1, s6=s6,
-                           cutoff_nm=cso_cutoff_nm, switch_distance_nm=cso_switch_nm)
+        add_cso_correction(system, box.topology, box.positions_nm, cutoff_nm=cso_cutoff_nm,
+                           switch_distance_nm=cso_switch_nm, **values)
     else:
         from ..potentials.corrected import CorrectedMACESystem
 
-        corrected = CorrectedMACESystem(model_path, box.topology, box.positions_nm, alpha=alpha, a1=a1, s6=s6,
-                                        cutoff_nm=cso_cutoff_nm, switch_distance_nm=cso_switch_nm, dtype=dtype)
+        corrected = CorrectedMACESystem(model_path, box.topology, box.positions_nm, cutoff_nm=cso_cutoff_nm,
+                                        switch_distance_nm=cso_switch_nm, dtype=dtype, **values)
         return LiquidSetup.from_corrected(corrected, box.box_vectors_nm, label=label)
     return LiquidSetup.from_system(system, box.topology, box.positions_nm, box.box_vectors_nm, label=label)
