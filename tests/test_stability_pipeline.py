@@ -17,7 +17,7 @@ from openmm_physembed.executors import make_executor  # noqa: E402
 TINY = StabilityProtocol(
     name="tiny", reference_ps=2.0, frame_interval=20, n_frames=8, n_validation=2, training_preset="quick",
     training_overrides={"max_num_epochs": 2, "num_channels": 8}, seeds=(0,), n_starts=2, test_ps=0.1,
-    check_interval=10, charge_method="gasteiger")
+    check_interval=10, charge_method="gasteiger", angles_per_structure=2)
 
 
 def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
@@ -27,6 +27,10 @@ def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
 
     report = json.loads(first.report_path.read_text())
     assert set(report["summary"]) == {"baseline", "augmented"}
+    from openmm_physembed.io import read_extxyz
+
+    bent = [atoms.info.get("bent_angles", "") for atoms in read_extxyz(out / "augmentation" / "train.extxyz")]
+    assert all(1 <= len(b.split(";")) <= 2 for b in bent) and report["protocol"]["angles_per_structure"] == 2
     assert len(report["trajectories"]) == 2 * len(TINY.seeds) * TINY.n_starts
     for record in report["trajectories"]:
         assert record["stable"] == (record["collapse_step"] is None)

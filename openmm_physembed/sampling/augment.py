@@ -6,7 +6,8 @@
 - ``valid.extxyz``: the ``n_validation`` untouched frames, ``config_type="reference"``;
 - ``records.json`` (nested, with rejected attempts) and ``records.csv`` (one row per modified bond);
 - ``ranges.json``: per bond type k, k_eff, r_min/r_mean/r_max and both segments, plus the
-  equilibrium lengths the geometry check used for each atom-type pair;
+  equilibrium lengths the geometry check used for each atom-type pair (and, with angle
+  sampling, per angle type k, thermal width and both segments);
 - ``bond_length_distributions.png``: per bond type, lengths over the reference frames vs over
   the written set (train + valid);
 - ``augmentation.json``: the settings and the file list, written last: its presence marks a
@@ -37,6 +38,7 @@ from ..errors import SamplingError
 from ..io import atomic_path, read_extxyz, read_json, write_extxyz, write_json
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
+from .angle_sampling import AngleSamplingParameters
 from .bond_sampling import AugmentationResult, BondSamplingParameters, augment_frames
 
 MANIFEST = "augmentation.json"
@@ -84,6 +86,7 @@ def run_augmentation(
     charge_method: str = "bcc",
     cache_dir: str | Path | None = None,
     overwrite: bool = False,
+    angle_parameters: AngleSamplingParameters = AngleSamplingParameters(),
 ) -> AugmentationOutputs:
     """Augment the reference frames of ``molecule`` and write the training/validation sets.
 
@@ -99,6 +102,8 @@ def run_augmentation(
         which cached parameterisation is reused (``bcc`` is what the reference MD used).
     overwrite
         Replace a finished run made with different settings (otherwise refused).
+    angle_parameters
+        Bond-angle bending after each bond modification (:mod:`.angle_sampling`); off by default.
     """
     out_dir = Path(out_dir)
     frames_path = Path(reference_frames_path)
@@ -113,6 +118,8 @@ def run_augmentation(
         "reference_frames": str(frames_path.resolve()), "reference_frames_sha256": _sha256(frames_path),
         "typing_source": getattr(source, "name", type(source).__name__), "seed": int(seed),
         "parameters": parameters.to_dict(),
+        # Only when on, so that runs made before angle sampling existed stay reusable.
+        **({"angle_parameters": angle_parameters.to_dict()} if angle_parameters.enabled else {}),
     }))
     paths = {key: out_dir / name for key, name in FILES.items()}
     manifest_path = out_dir / MANIFEST
@@ -133,7 +140,15 @@ def run_augmentation(
     frames_nm = _frames_nm(reference_atoms, molecule, frames_path)
     typing = source.type_molecule(molecule)
     _check_atom_order(frames_nm, typing, frames_path, molecule.name)
-    result = augment_frames(molecule, frames_nm, typing, parameters, seed, source=source)
+    angle_constants = None
+    if angle_parameters.enabled:
+        from ..chem.gaff import parameterize
+        from .angle_sampling import force_field_angle_constants
+
+        angle_constants = force_field_angle_constants(
+            parameterize(molecule, charge_method=charge_method, cache_dir=cache_dir).create_system())
+    result = augment_frames(molecule, frames_nm, typing, parameters, seed, source=source,
+                            angle_parameters=angle_parameters, angle_constants=angle_constants)
 
     train_atoms = [_modified_atoms(reference_atoms[rec.reference_frame], result.positions_nm[n], rec, molecule)
                    for n, rec in enumerate(result.records)]
@@ -142,6 +157,7 @@ def run_augmentation(
     write_extxyz(paths["valid"], valid_atoms)
     write_json(paths["records_json"], {
         "molecule": molecule.name, "seed": seed, "parameters": parameters.to_dict(),
+        "angle_parameters": angle_parameters.to_dict(),
         "train_frames": result.train_frames, "validation_frames": result.validation_frames,
         "units": {"*_nm": "nm", "*_angstrom": "Angstrom", "rotation_degrees": "degrees (null: no rotation)"},
         "structures": [rec.to_dict() for rec in result.records],
@@ -156,6 +172,8 @@ def run_augmentation(
                            "pair_equilibrium_lengths": result.pair_thresholds},
         "bonds": [{"atom1": p.atom1, "atom2": p.atom2, "bond_type": p.bond_type, "k_eff": p.k_eff,
                    "terminal": p.terminal, "in_ring": p.in_ring, "can_rotate": p.can_rotate} for p in result.plans],
+        "angle_ranges": {name: r.to_dict() for name, r in result.angle_ranges.items()},
+        "angle_units": {"k": "kJ/mol/rad^2 (E = k/2 (theta-theta0)^2)", "angles": "degrees"},
     })
     _plot(paths["plot"], result, frames_nm, molecule)
     manifest = {
@@ -163,6 +181,7 @@ def run_augmentation(
         "n_train": len(train_atoms), "n_valid": len(valid_atoms), "rejected_attempts": result.rejected_attempts,
         "modified_bond_types": _count([m.bond_type for rec in result.records for m in rec.modifications]),
         "segments": _count([m.segment for rec in result.records for m in rec.modifications]),
+        "bent_angle_types": _count([b.angle_type for rec in result.records for b in rec.bends]),
     }
     write_json(manifest_path, manifest)
     return _outputs(out_dir, paths, manifest, reused=False)
@@ -260,6 +279,10 @@ def _modified_atoms(reference, positions_nm: np.ndarray, record, molecule):
     })
     for key, values in numbers.items():
         atoms.info[key] = float(values[0]) if len(values) == 1 else np.array(values, dtype=float)
+    if record.bends:
+        atoms.info["bent_angles"] = ";".join("-".join(map(str, b.atoms)) for b in record.bends)
+        atoms.info["bent_angle_types"] = ";".join(b.angle_type for b in record.bends)
+        atoms.info["new_angles_degrees"] = np.array([b.new_degrees for b in record.bends], dtype=float)
     return atoms
 
 

@@ -66,6 +66,7 @@ from ..chem.gaff import bond_type_name
 from ..errors import SamplingError
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
+from .angle_sampling import AngleSamplingParameters
 
 COMPRESSION = "compression"
 STRETCH = "stretch"
@@ -302,6 +303,8 @@ class StructureRecord:
     reference_frame: int  # index of the source frame in the reference frames
     modifications: tuple[BondModification, ...]
     rejections: tuple[Rejection, ...] = ()
+    bends: tuple = ()  # AngleModification, when angle sampling is on (angle_sampling.py)
+    rejected_bends: int = 0
 
     @property
     def rejected_attempts(self) -> int:
@@ -318,6 +321,7 @@ class StructureRecord:
             "rejected_attempts": self.rejected_attempts,
             "modifications": [m.to_dict() for m in self.modifications],
             "rejections": [r.to_dict() for r in self.rejections],
+            "bends": [b.to_dict() for b in self.bends], "rejected_bends": self.rejected_bends,
         }
 
 
@@ -336,6 +340,8 @@ class AugmentationResult:
     seed: int
     typing: BondTyping
     pair_thresholds: dict[str, dict] = field(default_factory=dict)  # type pair -> r_eq, source
+    angle_parameters: AngleSamplingParameters = AngleSamplingParameters()
+    angle_ranges: dict = field(default_factory=dict)  # angle type -> AngleRange (angle sampling on)
 
     @property
     def rejected_attempts(self) -> int:
@@ -587,6 +593,8 @@ def augment_frames(
     parameters: BondSamplingParameters = BondSamplingParameters(),
     seed: int = 0,
     source=None,
+    angle_parameters: AngleSamplingParameters = AngleSamplingParameters(),
+    angle_constants=None,
 ) -> AugmentationResult:
     """Self-adaptive bond-length sampling of a molecule's reference frames (module docstring).
 
@@ -604,6 +612,11 @@ def augment_frames(
         ``lookup`` is used once ``typing`` is known (k_ref and the geometry check's r_eq).
     seed
         Seed of every random choice; the result is a pure function of the inputs and the seed.
+        The bond modifications do not depend on whether angle sampling is on.
+    angle_parameters, angle_constants
+        Bond-angle bending after the bond modification (:mod:`.angle_sampling`; off by default,
+        as in the paper) and the force field's angle constants ``{(i, j, k): k}``; default: from
+        the molecule's GAFF System.
 
     Returns
     -------
@@ -632,22 +645,52 @@ def augment_frames(
     plans = plan_bonds(typing, symbols, parameters)
     thresholds, pair_table = clash_thresholds(typing, symbols, lookup, parameters)
 
-    split_seq, *frame_seqs = np.random.SeedSequence(seed).spawn(n_frames + 1)
+    # Children n_frames+1 ... are the bends' streams: spawning more leaves the first n_frames+1 unchanged.
+    split_seq, *children = np.random.SeedSequence(seed).spawn(2 * n_frames + 1)
+    frame_seqs, bend_seqs = children[:n_frames], children[n_frames:]
     split_rng = np.random.default_rng(split_seq)
     validation = tuple(sorted(int(i) for i in split_rng.choice(n_frames, parameters.n_validation, replace=False)))
     train = tuple(i for i in range(n_frames) if i not in set(validation))
+    bending = _angle_setup(molecule, typing, frames, parameters, angle_parameters, angle_constants, symbols) \
+        if angle_parameters.enabled else None
 
     positions_out, records = [], []
     for structure, frame in enumerate(train):
         positions, record = _modify_frame(frames[frame], frame, structure, plans, ranges, thresholds, parameters,
                                           np.random.default_rng(frame_seqs[frame]), molecule.name)
+        if bending is not None:
+            from dataclasses import replace
+
+            from .angle_sampling import bend_structure
+
+            positions, bends, rejected = bend_structure(positions, bending[0], bending[1], thresholds,
+                                                        angle_parameters, np.random.default_rng(bend_seqs[frame]))
+            record = replace(record, bends=bends, rejected_bends=rejected)
         positions_out.append(positions)
         records.append(record)
     return AugmentationResult(
         molecule_name=molecule.name, positions_nm=np.array(positions_out), records=tuple(records),
         train_frames=train, validation_frames=validation, ranges=ranges, plans=plans, parameters=parameters,
-        seed=seed, typing=typing, pair_thresholds=pair_table,
+        seed=seed, typing=typing, pair_thresholds=pair_table, angle_parameters=angle_parameters,
+        angle_ranges={} if bending is None else bending[1],
     )
+
+
+def _angle_setup(molecule, typing, frames, parameters, angle_parameters, angle_constants, symbols):
+    """(bendable angle plans, angle ranges) for :func:`.angle_sampling.bend_structure`."""
+    from .angle_sampling import angle_ranges, force_field_angle_constants, plan_angles
+
+    if angle_constants is None:
+        from ..chem.gaff import parameterize
+
+        angle_constants = force_field_angle_constants(parameterize(molecule).create_system())
+    bonds = _bond_list(typing)
+    terminal = terminal_atoms(symbols, bonds, parameters.terminal_elements)
+    plans = plan_angles(typing.atom_types, bonds, angle_constants, terminal, parameters.terminal_k_factor)
+    if not plans:
+        raise SamplingError(f"{molecule.name!r} has no bendable angle (every angle lies in a ring); "
+                            "switch angle sampling off")
+    return plans, angle_ranges(typing.atom_types, frames, angle_constants, angle_parameters)
 
 
 def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, ranges, thresholds, parameters,

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--temperature", type=float, default=None, help="test temperature (K)")
     parser.add_argument("--training-preset", default=None, help="MACE preset (quick, small, cpu, paper; default: the stability preset's)")
     parser.add_argument("--md-dtype", choices=["float32", "float64"], default=None)
+    parser.add_argument("--angles-per-structure", type=int, default=None,
+                        help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
+                             "published; default: the preset's, 3 for cpu)")
     parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -61,6 +64,7 @@ def _stability(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.preset).with_changes(
         seeds=tuple(args.seeds) if args.seeds else None, n_starts=args.n_starts, test_ps=args.test_ps,
         temperature_K=args.temperature, training_preset=args.training_preset, md_dtype=args.md_dtype,
+        angles_per_structure=args.angles_per_structure,
         charge_method=args.charge_method)
     out = Path(args.out or f"runs/stability/{molecule.name}_{protocol.name}")
     if args.workers is None and not args.serial and not args.dask_scheduler:

@@ -51,6 +51,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
                   log=print) -> StabilityResult:
     """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths."""
     from ..labelling.dataset import label_structures
+    from ..sampling.angle_sampling import AngleSamplingParameters
     from ..sampling.augment import run_augmentation
     from ..sampling.bond_sampling import BondSamplingParameters
     from ..sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
@@ -74,11 +75,14 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
 
     # 2. Self-adaptive bond-length sampling: the augmented training set and the plain validation frames.
     t0 = time.perf_counter()
+    angles = AngleSamplingParameters(angles_per_structure=protocol.angles_per_structure,
+                                     temperature_K=protocol.temperature_K)
     augmentation = run_augmentation(molecule, reference.frames_path, out / "augmentation",
                                     BondSamplingParameters(n_validation=protocol.n_validation), seed=protocol.seed,
-                                    charge_method=protocol.charge_method)
+                                    charge_method=protocol.charge_method, angle_parameters=angles)
     wall["augmentation_s"] = time.perf_counter() - t0
-    log(f"[2/5] augmentation: {augmentation.n_train} modified + {augmentation.n_valid} plain validation frames")
+    bends = f", {protocol.angles_per_structure} angle bends each" if angles.enabled else ""
+    log(f"[2/5] augmentation: {augmentation.n_train} modified{bends} + {augmentation.n_valid} plain validation frames")
 
     # 3. GFN2-xTB labels: all plain frames (baseline training set), the modified frames, the validation frames.
     t0 = time.perf_counter()
