@@ -140,9 +140,7 @@ def angle_type_name(types: Sequence[str], i: int, j: int, k: int) -> str:
 
 
 def angle_degrees(positions: np.ndarray, i: int, j: int, k: int) -> float:
-    u, v = positions[i] - positions[j], positions[k] - positions[j]
-    cos = float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    return float(geometry.angle_values_deg(positions, np.array([[i, j, k]]))[0])
 
 
 def force_field_angle_constants(system) -> dict[tuple[int, int, int], float]:
@@ -169,7 +167,7 @@ def angle_ranges(types: Sequence[str], frames_nm: np.ndarray, constants: Mapping
         by_type.setdefault(angle_type_name(types, *atoms), []).append(atoms)
     ranges = {}
     for name, members in sorted(by_type.items()):
-        values = np.concatenate([[angle_degrees(frame, *atoms) for frame in frames_nm] for atoms in members])
+        values = geometry.angle_values_deg(frames_nm, np.array(members)).ravel()
         k = float(np.mean([constants[a] for a in members]))
         sigma = float(np.degrees(np.sqrt(_KB_KJ_MOL_K * parameters.temperature_K / k)))
         low, mean, high = float(values.min()), float(values.mean()), float(values.max())

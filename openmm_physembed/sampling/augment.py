@@ -176,8 +176,11 @@ def run_augmentation(
         "angle_units": {"k": "kJ/mol/rad^2 (E = k/2 (theta-theta0)^2)", "angles": "degrees"},
     })
     _plot(paths["plot"], result, frames_nm, molecule)
+    files = {k: p.name for k, p in paths.items()}
+    if result.angle_ranges:
+        files["angle_plot"] = _plot_angles(out_dir / "angle_distributions.png", result, frames_nm, molecule).name
     manifest = {
-        "settings": settings, "files": {k: p.name for k, p in paths.items()},
+        "settings": settings, "files": files,
         "n_train": len(train_atoms), "n_valid": len(valid_atoms), "rejected_attempts": result.rejected_attempts,
         "modified_bond_types": _count([m.bond_type for rec in result.records for m in rec.modifications]),
         "segments": _count([m.segment for rec in result.records for m in rec.modifications]),
@@ -325,6 +328,27 @@ def _plot(path: Path, result: AugmentationResult, frames_nm: np.ndarray, molecul
         bond_lengths_by_type(frames_nm, result.typing), bond_lengths_by_type(after, result.typing), path,
         segments, title=f"{molecule.name}: {len(frames_nm)} reference frames -> {len(result.records)} modified "
                         f"+ {len(result.validation_frames)} validation (seed {result.seed})",
+    )
+
+
+def _plot_angles(path: Path, result: AugmentationResult, frames_nm: np.ndarray, molecule) -> Path:
+    from .angle_sampling import angle_type_name
+    from .plots import plot_bond_length_distributions
+
+    angles = geometry.bond_angles(np.array([(b.atom1, b.atom2) for b in result.typing.bonds]))
+    names = [angle_type_name(result.typing.atom_types, *atoms) for atoms in angles]
+    after = np.concatenate([result.positions_nm, frames_nm[list(result.validation_frames)]])
+
+    def by_type(positions):
+        values = geometry.angle_values_deg(positions, angles)
+        return {t: values[:, [n for n, name in enumerate(names) if name == t]].ravel() for t in set(names)}
+
+    segments = {name: {"closing": r.closing, "opening": r.opening} for name, r in result.angle_ranges.items()}
+    return plot_bond_length_distributions(
+        by_type(frames_nm), by_type(after), path, segments, xlabel="angle / degrees",
+        title=f"{molecule.name}: bond angles, {len(frames_nm)} reference frames -> {len(result.records)} modified "
+              f"(up to {result.angle_parameters.angles_per_structure} bends each) + {len(result.validation_frames)} "
+              f"validation",
     )
 
 

@@ -135,3 +135,21 @@ def close_pairs(positions: np.ndarray, thresholds: np.ndarray) -> list[tuple[int
     i_idx, j_idx = np.nonzero(upper & (distances < limits))
     found = [(int(i), int(j), float(distances[i, j]), float(limits[i, j])) for i, j in zip(i_idx, j_idx)]
     return sorted(found, key=lambda item: item[2] - item[3])
+
+
+def bond_angles(bonds: np.ndarray) -> np.ndarray:
+    """Every bonded angle (i, j, k) with j the vertex, i < k."""
+    neighbours: dict[int, list[int]] = {}
+    for a, b in np.asarray(bonds, dtype=int):
+        neighbours.setdefault(int(a), []).append(int(b))
+        neighbours.setdefault(int(b), []).append(int(a))
+    triples = [(i, j, k) for j, ns in sorted(neighbours.items()) for i in sorted(ns) for k in sorted(ns) if i < k]
+    return np.array(triples, dtype=int).reshape(-1, 3)
+
+
+def angle_values_deg(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    x = np.asarray(positions, dtype=float)
+    u = x[..., angles[:, 0], :] - x[..., angles[:, 1], :]
+    v = x[..., angles[:, 2], :] - x[..., angles[:, 1], :]
+    cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -1,4 +1,4 @@
-"""Bond-length distributions per bond type before and after sampling (matplotlib, PNG)."""
+"""Bond-length (and bond-angle) distributions per type before and after sampling (matplotlib, PNG)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ def plot_bond_length_distributions(
     segments_angstrom: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
     title: str = "",
     bins: int = 40,
+    xlabel: str = "bond length / Å",
 ) -> Path:
     """One panel per bond type: overlaid histograms of the lengths before and after (Angstrom).
 
     ``segments_angstrom[bond_type] = {"compression": (lo, hi), "stretch": (lo, hi)}`` shades
     the sampling segments. Counts are on a log axis: one modified bond per structure is a small
-    tail next to the unmodified bonds.
+    tail next to the unmodified bonds. Angles (degrees, segments ``closing``/``opening``) plot the
+    same way with ``xlabel="angle / degrees"``.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
@@ -41,7 +43,8 @@ def plot_bond_length_distributions(
         edges_lo = min([values.min()] + [lo for lo, _ in spans.values()])
         edges_hi = max([values.max()] + [hi for _, hi in spans.values()])
         edges = np.linspace(edges_lo, edges_hi + 1e-9, bins + 1)
-        for name, color in (("compression", "tab:blue"), ("stretch", "tab:red")):
+        for name, color in (("compression", "tab:blue"), ("stretch", "tab:red"), ("closing", "tab:blue"),
+                            ("opening", "tab:red")):
             if name in spans:
                 ax.axvspan(*spans[name], color=color, alpha=0.08, lw=0)
         ax.hist(before, bins=edges, histtype="stepfilled", color="0.6", alpha=0.7, label="before")
@@ -49,7 +52,7 @@ def plot_bond_length_distributions(
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(bond_type, fontsize=10)
-        ax.set_xlabel("bond length / Å", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[len(types):]:
         ax.set_visible(False)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..sampling.geometry import angle_values_deg, bond_angles  # noqa: F401  - re-exported
+
 
 def bond_lengths(positions_nm: np.ndarray, bonds: np.ndarray) -> np.ndarray:
     x = np.asarray(positions_nm, dtype=float)
@@ -21,24 +23,6 @@ def training_bond_ranges(frames_nm: np.ndarray, bonds: np.ndarray) -> tuple[np.n
     """(shortest, longest) length of every bond over a training set's frames (nm)."""
     lengths = bond_lengths(frames_nm, bonds)
     return lengths.min(axis=0), lengths.max(axis=0)
-
-
-def bond_angles(bonds: np.ndarray) -> np.ndarray:
-    """Every bonded angle (i, j, k) with j the vertex, i < k."""
-    neighbours: dict[int, list[int]] = {}
-    for a, b in np.asarray(bonds, dtype=int):
-        neighbours.setdefault(int(a), []).append(int(b))
-        neighbours.setdefault(int(b), []).append(int(a))
-    triples = [(i, j, k) for j, ns in sorted(neighbours.items()) for i in sorted(ns) for k in sorted(ns) if i < k]
-    return np.array(triples, dtype=int).reshape(-1, 3)
-
-
-def angle_values_deg(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    x = np.asarray(positions, dtype=float)
-    u = x[..., angles[:, 0], :] - x[..., angles[:, 1], :]
-    v = x[..., angles[:, 2], :] - x[..., angles[:, 1], :]
-    cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 def training_angle_ranges(frames: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
