@@ -23,7 +23,7 @@ def executor_from_args(args: argparse.Namespace, gpu: bool | None = None):
 
 
 def add_molecule_argument(parser: argparse.ArgumentParser, name: str = "molecule") -> None:
-    parser.add_argument(name, help="library name (paracetamol, novec7000, ac-ala3-nhme, ec, emc, dmc, ea, dec, pc), "
+    parser.add_argument(name, help="library name (paracetamol, novec7000, ac-ala-nhme, ac-ala3-nhme, ec, emc, dmc, ea, dec, pc), "
                                    "a SMILES string, or an .sdf/.mol/.mol2/.pdb file")
     parser.add_argument("--charge", type=int, default=None, help="net charge in e (required for ions)")
 

@@ -9,6 +9,7 @@ FORMULAS = {
     "paracetamol": "C8H9NO2",
     "novec7000": "C4H3F7O",
     "ac-ala3-nhme": "C12H22N4O4",
+    "ac-ala-nhme": "C6H12N2O2",  # the formula the paper gives for its peptide
     "ethylene_carbonate": "C3H4O3",
     "ethyl_methyl_carbonate": "C4H8O3",
     "dimethyl_carbonate": "C3H6O3",

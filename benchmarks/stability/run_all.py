@@ -29,7 +29,9 @@ import argparse
 import json
 from pathlib import Path
 
-MOLECULES = ("novec7000", "ac-ala3-nhme", "paracetamol")
+# The peptide by the paper's formula, C6H12N2O2 (Ac-Ala-NHMe); `--molecules ac-ala3-nhme` for the
+# capped tri-alanine its name suggests.
+MOLECULES = ("novec7000", "ac-ala-nhme", "paracetamol")
 
 
 def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float) -> str:

@@ -11,6 +11,9 @@ MOLECULE_SMILES: dict[str, str] = {
     "novec7000": "COC(F)(F)C(F)(F)C(F)(F)F",
     # Ac-Ala3-NHMe, all L: the capped tri-alanine peptide C12H22N4O4.
     "ac-ala3-nhme": "CC(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)NC",
+    # The paper names "Ac-Ala3-NHMe" but gives the formula C6H12N2O2, which is the capped single
+    # alanine (alanine dipeptide, 22 atoms); both are here, the formula's molecule under this name.
+    "ac-ala-nhme": "CC(=O)N[C@@H](C)C(=O)NC",
     "ethylene_carbonate": "O=C1OCCO1",
     "ethyl_methyl_carbonate": "CCOC(=O)OC",
     "dimethyl_carbonate": "COC(=O)OC",
@@ -31,6 +34,7 @@ ALIASES: dict[str, str] = {
     "acala3nhme": "ac-ala3-nhme",
     "ac_ala3_nhme": "ac-ala3-nhme",
     "acetaminophen": "paracetamol",
+    "alanine_dipeptide": "ac-ala-nhme",
 }
 
 
