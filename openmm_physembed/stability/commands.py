@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--md-dtype", choices=["float32", "float64"], default=None)
     parser.add_argument("--angles-per-structure", type=int, default=None,
                         help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
-                             "published; default: the preset's, 3 for cpu)")
+                             "published; default: the preset's, 1 for quick and cpu)")
     parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
