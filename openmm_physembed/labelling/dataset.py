@@ -1,12 +1,19 @@
 """Label a set of structures with GFN2-xTB: resumable, parallel, never half-written.
 
+Molecules are labelled with xtb-python; periodic structures (``periodic=True``, every frame
+with a cell and pbc ``T T T``) with tblite, which adds the stress (:mod:`.tblite_backend`).
+
 Files written for ``out_path = DIR/NAME.extxyz``:
 
 - ``DIR/NAME.extxyz``: every structure that converged, in input order, with every input
   ``info``/``arrays`` key kept plus ``REF_energy`` (eV, info), ``REF_forces`` (eV/Angstrom,
   arrays), ``total_charge``, ``multiplicity``, ``xtb_method``, ``xtb_electronic_temperature_K``
-  (the temperature that converged) and ``source_index`` (position in the input).
-- ``DIR/NAME.e0s.json``: isolated-atom energies (eV) for every element present, same settings.
+  (the temperature that converged) and ``source_index`` (position in the input). Periodic
+  labels add ``REF_stress`` (eV/Angstrom^3, info, Voigt order xx yy zz yz xz xy as ASE's
+  ``get_stress()``; ``(1/V) dE/d(strain)``, the sign mace-torch reads, negative under
+  compression) and ``xtb_backend="tblite"``.
+- ``DIR/NAME.e0s.json``: isolated-atom energies (eV) for every element present, same settings
+  (same backend: free atoms without periodic boundaries).
 - ``DIR/NAME.isolated_atoms.extxyz``: the same E0s as one-atom configurations with
   ``config_type="IsolatedAtom"`` and ``REF_energy`` (what mace-torch reads when E0s come
   from the data); kept out of the training file so that a train/validation split never moves
@@ -43,19 +50,22 @@ from .xtb import (
     compute_e0s,
     limit_threads_in_worker,
     single_point_with_retries,
+    DEFAULT_BACKEND,
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_RETRY_TEMPERATURES_K,
 )
 
 ENERGY_KEY = "REF_energy"
 FORCES_KEY = "REF_forces"
+STRESS_KEY = "REF_stress"
 CACHE_VERSION = 1
+PERIODIC_BACKEND = "tblite"
 
 
 @dataclass(frozen=True)
 class SkippedStructure:
     index: int  # position in the input
-    reason: str  # xtb's messages, one per attempt
+    reason: str  # xtb's (or tblite's) messages, one per attempt
     kind: str  # "scf_not_converged" (every temperature tried) or "xtb_error" (not retried)
 
 
@@ -91,6 +101,7 @@ class _Item:
     positions_angstrom: np.ndarray
     charge: int
     uhf: int
+    cell_angstrom: np.ndarray | None = None  # rows are lattice vectors; periodic labels only
 
 
 def label_structures(
@@ -106,14 +117,15 @@ def label_structures(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     chunk_size: int | None = None,
     progress: bool = True,
+    periodic: bool = False,
 ) -> LabellingResult:
-    """GFN2-xTB energies and forces for every structure, written as mace-torch training data.
+    """GFN2-xTB energies and forces (and stresses) for every structure, as mace-torch training data.
 
     Parameters
     ----------
     structures
-        An extended-XYZ file or a list of ``ase.Atoms`` (Angstrom), molecules only (no
-        periodic boundaries: xtb-python's GFN2-xTB has none).
+        An extended-XYZ file or a list of ``ase.Atoms`` (Angstrom): molecules (no periodic
+        boundaries) unless ``periodic``.
     out_path
         Output extxyz; the E0s, isolated-atom and skipped files are written beside it (module
         docstring).
@@ -133,11 +145,16 @@ def label_structures(
         Per-structure cache; default ``DIR/.NAME.labelling``.
     chunk_size
         Structures per submitted job (default: about four jobs per CPU core, at most 25).
+    periodic
+        Label periodic structures with tblite: every structure needs a cell and pbc in all three
+        directions, and gets ``REF_stress`` besides energy and forces; the E0s are tblite's free
+        atoms at the same settings. Default: molecules with xtb-python.
     """
     out_path = Path(out_path)
     if out_path.suffix not in (".xyz", ".extxyz"):
         raise LabellingError(f"output {out_path} must end in .extxyz or .xyz (mace-torch reads it with ASE)")
-    settings = XTBSettings(electronic_temperature_K, accuracy, max_iterations, tuple(retry_temperatures_K))
+    settings = XTBSettings(electronic_temperature_K, accuracy, max_iterations, tuple(retry_temperatures_K),
+                           backend=PERIODIC_BACKEND if periodic else DEFAULT_BACKEND)
     atoms_list = _read_structures(structures)
     items = [_make_item(i, atoms, charge, multiplicity, settings) for i, atoms in enumerate(atoms_list)]
     work_dir = Path(work_dir) if work_dir is not None else out_path.parent / f".{out_path.stem}.labelling"
@@ -169,13 +186,13 @@ def label_structures(
     e0s_path = Path(f"{stem}.e0s.json")
     isolated_path = Path(f"{stem}.isolated_atoms.extxyz")
     skipped_path = Path(f"{stem}.skipped.json")
-    settings_record = {**asdict(settings), "charge": charge, "multiplicity": multiplicity}
+    settings_record = {**settings.record(), "charge": charge, "multiplicity": multiplicity}
     write_json(skipped_path, {
         "n_input": len(items), "n_skipped": len(skipped), "settings": settings_record,
         "skipped": [asdict(s) for s in skipped],
     })
     write_json(e0s_path, {
-        "e0s_ev": {str(z): e for z, e in e0s.items()}, "method": METHOD, "settings": asdict(settings),
+        "e0s_ev": {str(z): e for z, e in e0s.items()}, "method": METHOD, "settings": settings.record(),
         "spin": "Hund's-rule ground state of each free atom (uhf = unpaired electrons)",
     })
     write_extxyz(isolated_path, _isolated_atoms(e0s, settings))
@@ -213,9 +230,15 @@ def _read_structures(structures) -> list:
 
 def _make_item(index: int, atoms, charge, multiplicity, settings: XTBSettings) -> _Item:
     what = f"structure {index} ({atoms.get_chemical_formula()})"
-    if np.any(atoms.pbc):
+    cell = None
+    if settings.backend == PERIODIC_BACKEND:
+        from .tblite_backend import periodic_cell
+
+        cell = periodic_cell(atoms, what)
+    elif np.any(atoms.pbc):
         raise LabellingError(f"{what} is periodic; xtb-python's {METHOD} handles molecules only "
-                             "(label gas-phase molecules or clusters with pbc=False)")
+                             "(label periodic structures with --periodic / periodic=True, or molecules with "
+                             "pbc=False)")
     numbers = np.asarray(atoms.numbers, dtype=np.int32)
     check_elements(numbers, what)
     q = int(charge if charge is not None else atoms.info.get("total_charge", 0))
@@ -225,11 +248,13 @@ def _make_item(index: int, atoms, charge, multiplicity, settings: XTBSettings) -
     if not np.all(np.isfinite(positions)):
         raise LabellingError(f"{what} has non-finite coordinates")
     digest = hashlib.sha256()
-    digest.update(json.dumps({"v": CACHE_VERSION, "q": q, "uhf": uhf, **asdict(settings)},
+    digest.update(json.dumps({"v": CACHE_VERSION, "q": q, "uhf": uhf, **settings.record()},
                              sort_keys=True).encode())
     digest.update(numbers.tobytes())
     digest.update(np.ascontiguousarray(positions).tobytes())
-    return _Item(index, digest.hexdigest()[:32], numbers, positions, q, uhf)
+    if cell is not None:
+        digest.update(np.ascontiguousarray(cell).tobytes())
+    return _Item(index, digest.hexdigest()[:32], numbers, positions, q, uhf, cell)
 
 
 def _default_chunk_size(n_items: int) -> int:
@@ -283,13 +308,17 @@ def _label_chunk(chunk: list[_Item], settings: XTBSettings, cache_dir: str) -> l
 
 def _label_item(item: _Item, settings: XTBSettings) -> dict[str, Any]:
     try:
-        point = single_point_with_retries(item.numbers, item.positions_angstrom, item.charge, item.uhf, settings)
+        point = single_point_with_retries(item.numbers, item.positions_angstrom, item.charge, item.uhf, settings,
+                                          item.cell_angstrom)
     except SCFNotConverged as exc:
         return {"skipped": True, "reason": str(exc), "kind": "scf_not_converged"}
     except LabellingError as exc:  # any other xtb failure on this geometry: record, do not die
         return {"skipped": True, "reason": str(exc), "kind": "xtb_error"}
-    return {"skipped": False, "energy_ev": point.energy_ev, "forces_ev_per_angstrom": point.forces_ev_per_angstrom,
-            "electronic_temperature_K": point.electronic_temperature_K, "attempts": point.attempts}
+    record = {"skipped": False, "energy_ev": point.energy_ev, "forces_ev_per_angstrom": point.forces_ev_per_angstrom,
+              "electronic_temperature_K": point.electronic_temperature_K, "attempts": point.attempts}
+    if point.stress_ev_per_angstrom3 is not None:
+        record["stress_ev_per_angstrom3"] = point.stress_ev_per_angstrom3
+    return record
 
 
 def _save_item(path: Path, record: dict[str, Any]) -> None:
@@ -300,6 +329,8 @@ def _save_item(path: Path, record: dict[str, Any]) -> None:
                       forces_ev_per_angstrom=np.asarray(record["forces_ev_per_angstrom"], dtype=np.float64),
                       electronic_temperature_K=np.float64(record["electronic_temperature_K"]),
                       attempts=np.int64(record["attempts"]))
+        if record.get("stress_ev_per_angstrom3") is not None:
+            arrays["stress_ev_per_angstrom3"] = np.asarray(record["stress_ev_per_angstrom3"], dtype=np.float64)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -313,6 +344,8 @@ def _load_item(path: Path) -> dict[str, Any]:
                           forces_ev_per_angstrom=np.array(data["forces_ev_per_angstrom"]),
                           electronic_temperature_K=float(data["electronic_temperature_K"]),
                           attempts=int(data["attempts"]))
+            if "stress_ev_per_angstrom3" in data:
+                record["stress_ev_per_angstrom3"] = np.array(data["stress_ev_per_angstrom3"])
     return record
 
 
@@ -331,6 +364,13 @@ def _labelled_atoms(atoms, item: _Item, record: dict, settings: XTBSettings):
         "source_index": item.index,
     })
     labelled.arrays[FORCES_KEY] = record["forces_ev_per_angstrom"]
+    if "stress_ev_per_angstrom3" in record:
+        from ase.stress import full_3x3_to_voigt_6_stress
+
+        # Voigt 6, as ASE's get_stress() returns it: what mace-torch reads (also as "stress").
+        labelled.info[STRESS_KEY] = full_3x3_to_voigt_6_stress(record["stress_ev_per_angstrom3"])
+    if settings.backend != DEFAULT_BACKEND:  # default left out: molecule outputs stay byte-identical
+        labelled.info["xtb_backend"] = settings.backend
     return labelled
 
 
@@ -345,6 +385,8 @@ def _isolated_atoms(e0s: dict[int, float], settings: XTBSettings) -> list:
         atoms.info.update({"config_type": "IsolatedAtom", ENERGY_KEY: energy, "total_charge": 0,
                            "multiplicity": ground_state_unpaired_electrons(z) + 1, "xtb_method": METHOD,
                            "xtb_electronic_temperature_K": settings.electronic_temperature_K})
+        if settings.backend != DEFAULT_BACKEND:
+            atoms.info["xtb_backend"] = settings.backend
         atoms.arrays[FORCES_KEY] = np.zeros((1, 3))
         configs.append(atoms)
     return configs
@@ -352,7 +394,7 @@ def _isolated_atoms(e0s: dict[int, float], settings: XTBSettings) -> list:
 
 def _cached_e0s(elements: list[int], settings: XTBSettings, work_dir: Path) -> dict[int, float]:
     path = work_dir / "e0s.json"
-    wanted = {"settings": asdict(settings), "elements": elements}
+    wanted = {"settings": settings.record(), "elements": elements}
     if path.is_file():
         stored = read_json(path)
         if stored.get("settings") == json.loads(json.dumps(wanted["settings"])) and \

@@ -1,8 +1,14 @@
-"""GFN2-xTB single points through xtb-python: the only place that sees bohr and hartree.
+"""GFN2-xTB single points: settings, spin, retries, E0s and the one bohr/hartree conversion.
 
-Positions go in as Angstrom and are converted to bohr here; the energy (hartree) and gradient
-(hartree/bohr) come back as eV and eV/Angstrom (the extxyz convention mace-torch reads), with
-the constants of :mod:`openmm_physembed.units`.
+Two backends compute the same method: xtb-python (molecules, the default) and tblite
+(:mod:`.tblite_backend`, periodic cells with a stress). :attr:`XTBSettings.backend` picks one;
+everything else here (retries, spin table, E0s) is shared, so a periodic run's E0s come from
+the same library, method and electronic temperature as its labels.
+
+Positions (and cells) go in as Angstrom and are converted to bohr by :func:`to_bohr`; energies
+(hartree), gradients (hartree/bohr) and strain derivatives (hartree) come back through
+:func:`to_extxyz_units` as eV, eV/Angstrom and eV/Angstrom^3 (the extxyz convention mace-torch
+reads), with the constants of :mod:`openmm_physembed.units`. No other module converts these.
 
 Spin: xtb takes the number of unpaired electrons ``uhf = multiplicity - 1``. Free atoms (the
 isolated-atom energies E0) use their Hund's-rule ground state (H 1, C 2, N 3, O 2, F 1, ...;
@@ -18,19 +24,22 @@ converge) and records which temperature produced the label.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..errors import LabellingError
-from ..units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+from ..units import BOHR_IN_ANGSTROM, BOLTZMANN_KJ_PER_MOL_K, HARTREE_IN_EV, KJ_PER_MOL_PER_HARTREE
 
 METHOD = "GFN2-xTB"
+DEFAULT_BACKEND = "xtb-python"
+BACKENDS = (DEFAULT_BACKEND, "tblite")
 MAX_ATOMIC_NUMBER = 86  # GFN2-xTB is parametrised for H-Rn
 DEFAULT_MAX_ITERATIONS = 250  # xtb's own default
 DEFAULT_RETRY_TEMPERATURES_K = (1000.0, 3000.0)
 EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR = HARTREE_IN_EV / BOHR_IN_ANGSTROM
+BOLTZMANN_HARTREE_PER_K = BOLTZMANN_KJ_PER_MOL_K / KJ_PER_MOL_PER_HARTREE  # tblite takes kT in hartree
 
 # Unpaired electrons of each free atom in its Hund's-rule ground state, main groups by the
 # occupancy of the open s/p shell: s1 -> 1, s2 -> 0, p1 -> 1, p2 -> 2, p3 -> 3, p4 -> 2,
@@ -54,8 +63,11 @@ class XTBSettings:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
     retry_temperatures_K: tuple[float, ...] = DEFAULT_RETRY_TEMPERATURES_K
     method: str = METHOD
+    backend: str = DEFAULT_BACKEND  # "tblite" for periodic structures (and their E0s)
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise LabellingError(f"unknown xTB backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.electronic_temperature_K <= 0:
             raise LabellingError(f"electronic temperature must be positive, got {self.electronic_temperature_K} K")
         if not 1e-4 <= self.accuracy <= 1e3:
@@ -69,6 +81,17 @@ class XTBSettings:
         """The first attempt and the retries, in order."""
         return (float(self.electronic_temperature_K),) + self.retry_temperatures_K
 
+    def record(self) -> dict:
+        """The settings as hashed into cache keys and written to the JSON records.
+
+        The backend is left out when it is the default: caches and files written before the
+        choice existed keep their keys and bytes, so a rerun neither recomputes nor rewrites them.
+        """
+        record = asdict(self)
+        if self.backend == DEFAULT_BACKEND:
+            del record["backend"]
+        return record
+
 
 @dataclass(frozen=True)
 class SinglePoint:
@@ -79,6 +102,7 @@ class SinglePoint:
     electronic_temperature_K: float  # the temperature that converged
     attempts: int
     failures: tuple[str, ...] = ()  # messages of the attempts that did not converge
+    stress_ev_per_angstrom3: np.ndarray | None = None  # (3, 3), (1/V) dE/dstrain; periodic only
 
 
 def ground_state_unpaired_electrons(atomic_number: int) -> int:
@@ -125,6 +149,41 @@ def check_elements(numbers: Iterable[int], what: str) -> None:
         raise LabellingError(f"{what}: {METHOD} has no parameters for atomic numbers {bad} (H-Rn only)")
 
 
+def to_bohr(angstrom: np.ndarray) -> np.ndarray:
+    """Positions or lattice vectors (Angstrom) as the C-contiguous float64 bohr array xTB takes."""
+    return np.ascontiguousarray(angstrom, dtype=np.float64) / BOHR_IN_ANGSTROM
+
+
+def to_extxyz_units(
+    energy_hartree: float,
+    gradient_hartree_per_bohr: np.ndarray,
+    strain_derivative_hartree: np.ndarray | None = None,
+    volume_angstrom3: float | None = None,
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Energy, forces and stress in eV, eV/Angstrom and eV/Angstrom^3 from atomic units.
+
+    ``F = -dE/dx`` and ``sigma = (1/V) dE/d(strain)``: ASE's stress convention, which is what
+    mace-torch compares ``REF_stress`` with (its model stress is the strain derivative of the
+    energy over the volume), so a compressed box has negative diagonal stress and positive
+    pressure ``-trace(sigma)/3``.
+
+    Raises
+    ------
+    LabellingError
+        when a value is not finite (a failed calculation that did not say so).
+    """
+    gradient = np.asarray(gradient_hartree_per_bohr, dtype=np.float64)
+    if not np.isfinite(energy_hartree) or not np.all(np.isfinite(gradient)):
+        raise LabellingError("xTB returned a non-finite energy or gradient")
+    stress = None
+    if strain_derivative_hartree is not None:
+        strain_derivative = np.asarray(strain_derivative_hartree, dtype=np.float64).reshape(3, 3)
+        if not np.all(np.isfinite(strain_derivative)):
+            raise LabellingError("xTB returned a non-finite virial")
+        stress = strain_derivative * HARTREE_IN_EV / float(volume_angstrom3)
+    return float(energy_hartree) * HARTREE_IN_EV, -gradient * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, stress
+
+
 def xtb_single_point(
     numbers: Sequence[int],
     positions_angstrom: np.ndarray,
@@ -152,7 +211,7 @@ def xtb_single_point(
     from xtb.libxtb import VERBOSITY_MUTED
 
     numbers = np.ascontiguousarray(numbers, dtype=np.int32)
-    positions_bohr = np.ascontiguousarray(positions_angstrom, dtype=np.float64) / BOHR_IN_ANGSTROM
+    positions_bohr = to_bohr(positions_angstrom)
     try:
         calc = Calculator(Param.GFN2xTB, numbers, positions_bohr, charge=float(charge), uhf=int(uhf))
         calc.set_verbosity(VERBOSITY_MUTED)
@@ -168,34 +227,59 @@ def xtb_single_point(
             raise SCFNotConverged(
                 f"SCF not converged at {electronic_temperature_K:g} K: {message}") from None
         raise LabellingError(f"xtb failed: {message}") from None
-    if not np.isfinite(energy_hartree) or not np.all(np.isfinite(gradient)):
-        raise LabellingError("xtb returned a non-finite energy or gradient")
-    return (float(energy_hartree) * HARTREE_IN_EV,
-            -np.asarray(gradient, dtype=np.float64) * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR)
+    energy, forces, _ = to_extxyz_units(energy_hartree, gradient)
+    return energy, forces
+
+
+def _xtb_python_point(numbers, positions_angstrom, charge, uhf, electronic_temperature_K, accuracy,
+                      max_iterations, cell_angstrom=None):
+    if cell_angstrom is not None:
+        raise LabellingError(f"xtb-python's {METHOD} has no periodic boundaries; use the tblite backend")
+    return (*xtb_single_point(numbers, positions_angstrom, charge, uhf, electronic_temperature_K, accuracy,
+                              max_iterations), None)
+
+
+def _backend_single_point(backend: str):
+    """``f(numbers, positions, charge, uhf, T, accuracy, max_iterations, cell) -> (E, F, stress|None)``."""
+    if backend == "tblite":
+        from .tblite_backend import tblite_single_point
+
+        return tblite_single_point
+    return _xtb_python_point
 
 
 def single_point_with_retries(
-    numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int, settings: XTBSettings
+    numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int, settings: XTBSettings,
+    cell_angstrom: np.ndarray | None = None,
 ) -> SinglePoint:
-    """:func:`xtb_single_point` at the settings' temperature, then at each retry temperature.
+    """One single point with the settings' backend, at the settings' temperature, then at each retry
+    temperature.
+
+    ``cell_angstrom`` (rows are lattice vectors) makes the structure periodic in all three
+    directions (tblite backend only) and adds the stress to the result.
 
     Raises the last :class:`SCFNotConverged` (its message lists every attempt) when none
-    converges; other xtb errors are not retried.
+    converges; other xTB errors are not retried.
     """
+    compute = _backend_single_point(settings.backend)
     failures: list[str] = []
     for attempt, temperature in enumerate(settings.temperatures_K, start=1):
         try:
-            energy, forces = xtb_single_point(numbers, positions_angstrom, charge, uhf, temperature,
-                                              settings.accuracy, settings.max_iterations)
+            energy, forces, stress = compute(numbers, positions_angstrom, charge, uhf, temperature,
+                                             settings.accuracy, settings.max_iterations, cell_angstrom)
         except SCFNotConverged as exc:
             failures.append(str(exc))
             continue
-        return SinglePoint(energy, forces, temperature, attempt, tuple(failures))
+        return SinglePoint(energy, forces, temperature, attempt, tuple(failures), stress)
     raise SCFNotConverged("; ".join(failures))
 
 
 def isolated_atom_energy_ev(atomic_number: int, settings: XTBSettings = XTBSettings()) -> SinglePoint:
-    """Energy of one free atom in its ground-state spin (see module docstring)."""
+    """Energy of one free atom in its ground-state spin (see module docstring).
+
+    Always without periodic boundaries, with the settings' backend: the E0s of periodic labels
+    come from tblite at the same electronic temperature.
+    """
     z = int(atomic_number)
     check_elements([z], f"isolated atom Z={z}")
     return single_point_with_retries([z], np.zeros((1, 3)), 0, ground_state_unpaired_electrons(z), settings)
@@ -208,6 +292,7 @@ def compute_e0s(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     retry_temperatures_K: Sequence[float] = DEFAULT_RETRY_TEMPERATURES_K,
     settings: XTBSettings | None = None,
+    backend: str = DEFAULT_BACKEND,
 ) -> dict[int, float]:
     """Isolated-atom GFN2-xTB energies (eV) keyed by atomic number, for mace-torch's ``--E0s``.
 
@@ -215,12 +300,14 @@ def compute_e0s(
     ----------
     elements
         Atomic numbers or symbols.
+    backend
+        ``"xtb-python"`` or ``"tblite"`` (what periodic labels use).
     settings
         Overrides the individual keyword arguments (used by :func:`label_structures` so the
         E0s are computed exactly like the labels).
     """
     settings = settings or XTBSettings(electronic_temperature_K, accuracy, max_iterations,
-                                       tuple(retry_temperatures_K))
+                                       tuple(retry_temperatures_K), backend=backend)
     numbers = sorted({_atomic_number(e) for e in elements})
     e0s: dict[int, float] = {}
     for z in numbers:
@@ -233,7 +320,7 @@ def compute_e0s(
 
 
 def limit_threads_in_worker(threads: int = 1) -> None:
-    """Give xtb's OpenMP one thread per worker process (parallelism comes from the executor).
+    """Give xtb's (and tblite's) OpenMP one thread per worker process (parallelism comes from the executor).
 
     Only acts in a child process, before xtb's first OpenMP region: the parent's environment is
     the user's business.
