@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     from openmm_physembed.chem.molecule import Molecule
     from openmm_physembed.io import read_extxyz
     from openmm_physembed.sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
-    from openmm_physembed.stability.explain import angle_values_deg, bond_angles, bond_lengths
+    from openmm_physembed.stability.explain import (
+        angle_values_deg, bond_angles, bond_lengths, training_angle_ranges, training_bond_ranges)
 
     run_dir = Path(args.run_dir)
     molecule = Molecule.from_any(args.molecule)
@@ -54,15 +55,11 @@ def main(argv=None) -> int:
     for spec in args.arms:
         name, rel = spec.split("=", 1)
         frames = np.array([a.get_positions() for a in read_extxyz(run_dir / rel)]) * 0.1  # A -> nm
-        train_lengths = bond_lengths(frames, bonds) * 10.0
-        train_angles = angle_values_deg(frames, angles)
 
-        def outside(hot_values, train_values):
-            low, high = train_values.min(axis=0), train_values.max(axis=0)
-            return (hot_values < low) | (hot_values > high), low, high
-
-        bond_out, blow, bhigh = outside(hot_lengths, train_lengths)
-        angle_out, alow, ahigh = outside(hot_angles, train_angles)
+        blow, bhigh = (r * 10.0 for r in training_bond_ranges(frames, bonds))
+        alow, ahigh = training_angle_ranges(frames, angles)
+        bond_out = (hot_lengths < blow) | (hot_lengths > bhigh)
+        angle_out = (hot_angles < alow) | (hot_angles > ahigh)
         rows_b = [{"atoms": f"{i}-{j}", "types": f"{types[i]}-{types[j]}",
                    "training_A": [float(blow[n]), float(bhigh[n])],
                    "gaff_800K_A": [float(np.percentile(hot_lengths[:, n], 0.5)),

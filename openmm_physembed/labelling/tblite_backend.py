@@ -29,7 +29,7 @@ from .xtb import (
     BOLTZMANN_HARTREE_PER_K,
     DEFAULT_MAX_ITERATIONS,
     METHOD,
-    SCFNotConverged,
+    calculation_failure,
     to_bohr,
     to_extxyz_units,
 )
@@ -126,9 +126,6 @@ def tblite_single_point(
         gradient = result.get("gradient")
         virial = result.get("virial") if cell_angstrom is not None else None
     except (RuntimeError, ValueError) as exc:  # TBLiteRuntimeError / TBLiteValueError
-        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        if "not converged" in message:
-            raise SCFNotConverged(f"SCF not converged at {electronic_temperature_K:g} K: {message}") from None
-        raise LabellingError(f"tblite failed: {message}") from None
+        raise calculation_failure(exc, "tblite", electronic_temperature_K, scf_marker="not converged") from None
     volume = None if cell_angstrom is None else abs(float(np.linalg.det(np.reshape(cell_angstrom, (3, 3)))))
     return to_extxyz_units(energy_hartree, gradient, virial, volume)

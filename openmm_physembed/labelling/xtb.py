@@ -184,6 +184,15 @@ def to_extxyz_units(
     return float(energy_hartree) * HARTREE_IN_EV, -gradient * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, stress
 
 
+def calculation_failure(exc: Exception, library: str, electronic_temperature_K: float, scf_marker: str) -> Exception:
+    """The error to raise for a failed single point: :class:`SCFNotConverged` (retried) when the
+    library's message contains ``scf_marker``, else :class:`LabellingError`; the message on one line."""
+    message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if scf_marker in message:
+        return SCFNotConverged(f"SCF not converged at {electronic_temperature_K:g} K: {message}")
+    return LabellingError(f"{library} failed: {message}")
+
+
 def xtb_single_point(
     numbers: Sequence[int],
     positions_angstrom: np.ndarray,
@@ -222,11 +231,7 @@ def xtb_single_point(
         energy_hartree = result.get_energy()
         gradient = result.get_gradient()
     except XTBException as exc:
-        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        if "converge" in message:
-            raise SCFNotConverged(
-                f"SCF not converged at {electronic_temperature_K:g} K: {message}") from None
-        raise LabellingError(f"xtb failed: {message}") from None
+        raise calculation_failure(exc, "xtb", electronic_temperature_K, scf_marker="converge") from None
     energy, forces, _ = to_extxyz_units(energy_hartree, gradient)
     return energy, forces
 

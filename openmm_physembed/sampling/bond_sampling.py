@@ -56,7 +56,7 @@ Lengths are in nm at the API (``*_angstrom`` properties for reading).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -66,7 +66,7 @@ from ..chem.gaff import bond_type_name
 from ..errors import SamplingError
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
-from .angle_sampling import AngleSamplingParameters
+from .angle_sampling import AngleSamplingParameters, bend_structure
 
 COMPRESSION = "compression"
 STRETCH = "stretch"
@@ -659,10 +659,6 @@ def augment_frames(
         positions, record = _modify_frame(frames[frame], frame, structure, plans, ranges, thresholds, parameters,
                                           np.random.default_rng(frame_seqs[frame]), molecule.name)
         if bending is not None:
-            from dataclasses import replace
-
-            from .angle_sampling import bend_structure
-
             positions, bends, rejected = bend_structure(positions, bending[0], bending[1], thresholds,
                                                         angle_parameters, np.random.default_rng(bend_seqs[frame]))
             record = replace(record, bends=bends, rejected_bends=rejected)
