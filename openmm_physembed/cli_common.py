@@ -37,3 +37,41 @@ def molecule_from_args(args: argparse.Namespace, name: str = "molecule"):
 def add_cache_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="GAFF parameter cache (default $PHYSEMBED_CACHE or ~/.cache/openmm_physembed)")
+
+
+def add_composition_options(parser: argparse.ArgumentParser, default_n_molecules: int) -> None:
+    """Which liquid: components with counts or mass fractions, or a row of the experimental table."""
+    parser.add_argument("components", nargs="*", help="component molecules (names, SMILES, files); "
+                                                       "omit when --experiment names a known liquid")
+    parser.add_argument("--experiment", help="a liquid from the shipped experimental table, e.g. EMC or "
+                                             "'EC:EMC 3:7' (sets components, composition and target)")
+    parser.add_argument("--counts", type=int, nargs="+", help="molecules per component")
+    parser.add_argument("--mass-fractions", type=float, nargs="+", help="mass ratio, e.g. 3 7")
+    parser.add_argument("--n-molecules", type=int, default=default_n_molecules,
+                        help=f"total molecules (default {default_n_molecules})")
+    parser.add_argument("--packing-density", type=float, default=None, help="g/cm3 for packmol (default: "
+                                                                             "experiment or 1.0)")
+
+
+def composition_from_args(args: argparse.Namespace):
+    """``(LiquidSpec, ExperimentalLiquid or None)`` from :func:`add_composition_options`' options
+    (``args.temperature``, when present, picks the experimental row)."""
+    from .errors import PropertyError
+    from .properties.experimental import lookup
+    from .properties.liquid import LiquidSpec
+
+    if args.experiment:
+        temperature = getattr(args, "temperature", None)
+        experiment = lookup(args.experiment, temperature if temperature is not None else 298.15)
+        spec = LiquidSpec.from_experiment(experiment, args.n_molecules)
+        if args.packing_density:
+            spec = LiquidSpec(**{**spec.__dict__, "packing_density_g_cm3": args.packing_density})
+        return spec, experiment
+    if not args.components:
+        raise PropertyError("give component molecules or --experiment SYSTEM")
+    counts = tuple(args.counts) if args.counts else None
+    if counts is None and not args.mass_fractions:
+        counts = (args.n_molecules,) if len(args.components) == 1 else None
+    spec = LiquidSpec(tuple(args.components), counts, tuple(args.mass_fractions) if args.mass_fractions else None,
+                      args.n_molecules, args.packing_density or 1.0)
+    return spec, None

@@ -161,7 +161,7 @@ def test_fit_a1_writes_a_correction_file_the_other_commands_accept(models, tmp_p
     target = 1.0 + 0.02 * 0.5  # a1 = 0.5
     assert main(["fit-a1", "--experiment", "EMC", "--model", str(ours), "--alpha", "-0.05", "--target", str(target),
                  "--a1-initial", "0", "--tolerance", "0.001", "--min-effective-samples", "1e6", "--serial",
-                 "-o", str(out)]) == 0
+                 "--skip-timing", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"--correction {out / 'correction.json'}" in printed
     stored = json.loads((out / "correction.json").read_text())

@@ -206,3 +206,16 @@ def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweigh
     assert result.n_simulations == 4 == len(simulated)
     assert abs(result.a1.value - true_a1) < max(3 * result.a1.stderr, 0.05)
     assert abs(result.final_density.value - target) <= 0.001 + 2 * result.final_density.stderr
+
+
+def test_wall_time_estimate_arithmetic_and_timing_run(setup):
+    from openmm_physembed.properties.wall_time import estimate_message, time_npt_step, worth_estimating
+
+    paper = NPTProtocol()  # 1 ns at 1 fs
+    # 10 ms/step: 1e6 steps = 1e4 s = 2.8 h per run; 4 runs on 2 workers = 2 rounds = 5.6 h.
+    assert estimate_message(0.01, paper, 4, workers=2).endswith("takes ~2.8 h; 4 run(s) with 2 worker(s): ~5.6 h")
+    assert estimate_message(0.01, paper, (2, 6)).endswith("2-6 run(s) with 1 worker(s): ~5.6 h-16.7 h")
+    assert estimate_message(2.0, paper, 1).endswith("~23.1 days")  # a CPU MACE liquid: weeks, say so
+    assert worth_estimating(paper) and not worth_estimating(NPTProtocol(n_steps=1000))
+    seconds, platform = time_npt_step(setup, PROTOCOL, {"a1": 0.1}, n_steps=5)
+    assert seconds > 0 and platform == "CPU"

@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_executor_options(label)
     label.set_defaults(handler=_label)
+    _register_liquid_dataset(subparsers)
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -55,4 +56,75 @@ def _label(args: argparse.Namespace) -> int:
     if result.skipped:
         print(f"{result.n_skipped} skipped (SCF did not converge) -> {result.skipped_path}")
     print(f"E0s (eV) -> {result.e0s_path}: " + ", ".join(f"Z={z}: {e:.4f}" for z, e in result.e0s_ev.items()))
+    return 0
+
+
+def _register_liquid_dataset(subparsers) -> None:
+    from ..cli_common import add_cache_option, add_composition_options
+    from ..sampling.liquid_frames import LiquidFramesProtocol
+
+    d = LiquidFramesProtocol()
+    data = subparsers.add_parser(
+        "liquid-dataset", help="labelled training/test data for a liquid MLFF: GAFF NPT frames + rigid-volume "
+                               "scans of a small box, periodic GFN2-xTB with stress",
+        description="Pack a small periodic box, run GAFF NPT, keep evenly spaced frames (split at random into "
+                    "train, valid and test), add rigid-volume scans (box scaled, molecules moved rigidly with "
+                    "their centres of mass) of a few training frames and of every test frame, and label all with "
+                    "periodic GFN2-xTB (tblite): energy, forces and stress. Writes OUT/train.extxyz, "
+                    "valid.extxyz, test_scan.extxyz (+ .e0s.json), topology.pdb, dataset.json and "
+                    "density_coverage.png; then `physembed train --preset cpu-liquid --train OUT/train.extxyz "
+                    "--valid OUT/valid.extxyz`. Resumable: rerun the same command.")
+    add_composition_options(data, default_n_molecules=10)
+    data.add_argument("-o", "--out", default=None, help="output directory (default runs/<liquid>_dataset)")
+    data.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
+    data.add_argument("--pressure", type=float, default=d.pressure_bar, help="bar")
+    data.add_argument("--npt-ps", type=float, default=d.npt_ps, help="GAFF NPT length (default %(default)s)")
+    data.add_argument("--equilibration-ps", type=float, default=d.equilibration_ps)
+    data.add_argument("--n-train", type=int, default=d.n_train, help="NPT frames for training")
+    data.add_argument("--n-valid", type=int, default=d.n_validation, help="NPT frames for validation")
+    data.add_argument("--n-test", type=int, default=d.n_test, help="frames whose full scans are the test set")
+    data.add_argument("--n-train-scanned", type=int, default=d.n_train_scanned,
+                      help="training frames whose scans are added to the training set")
+    data.add_argument("--scan-factors", type=float, nargs="+", default=list(d.scan_factors),
+                      help="linear box scale factors (default %(default)s)")
+    data.add_argument("--seed", type=int, default=d.seed)
+    data.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
+    data.add_argument("--platform", default=None, help="OpenMM platform of the GAFF NPT")
+    data.add_argument("--no-progress", action="store_true")
+    add_cache_option(data)
+    add_executor_options(data)
+    data.set_defaults(handler=_liquid_dataset)
+
+
+def _liquid_dataset(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..chem.box import build_box
+    from ..chem.molecule import Molecule
+    from ..cli_common import composition_from_args
+    from ..sampling.liquid_frames import LiquidFramesProtocol
+    from .liquid_dataset import make_liquid_dataset
+
+    spec, experiment = composition_from_args(args)
+    temperature = args.temperature if args.temperature is not None else (
+        experiment.temperature_K if experiment else 298.15)
+    protocol = LiquidFramesProtocol(
+        temperature_K=temperature, pressure_bar=args.pressure, npt_ps=args.npt_ps,
+        equilibration_ps=args.equilibration_ps, n_train=args.n_train, n_validation=args.n_valid,
+        n_test=args.n_test, n_train_scanned=args.n_train_scanned, scan_factors=tuple(args.scan_factors),
+        seed=args.seed, platform=args.platform)
+    molecules = [Molecule.from_any(c) for c in spec.components]
+    box = build_box(molecules, counts=spec.counts, mass_fractions=spec.mass_fractions, n_molecules=spec.n_molecules,
+                    density_g_cm3=spec.packing_density_g_cm3, seed=spec.seed, charge_method=args.charge_method,
+                    cache_dir=args.cache_dir)
+    name = (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")
+    out = Path(args.out or f"runs/{name}_dataset")
+    print(f"{'+'.join(f'{n} {m.name}' for m, n in zip(molecules, box.counts))}: {box.n_atoms} atoms, "
+          f"{box.box_edge_nm:.3f} nm box -> {out}")
+    with executor_from_args(args, gpu=False) as executor:
+        dataset = make_liquid_dataset(box, out, protocol, executor=executor, progress=not args.no_progress)
+    sizes = ", ".join(f"{k} {v}" for k, v in dataset.sizes.items())
+    print(f"labelled structures: {sizes} -> {dataset.out_dir}; density coverage -> {dataset.plot_path}")
+    print(f"next: physembed train --preset cpu-liquid --train {dataset.train_path} --valid {dataset.valid_path} "
+          f"-o {out}/model")
     return 0

@@ -6,15 +6,9 @@ import argparse
 
 
 def _add_liquid_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("components", nargs="*", help="component molecules (names, SMILES, files); "
-                                                       "omit when --experiment names a known liquid")
-    parser.add_argument("--experiment", help="a liquid from the shipped experimental table, e.g. EMC or "
-                                             "'EC:EMC 3:7' (sets components, composition and target)")
-    parser.add_argument("--counts", type=int, nargs="+", help="molecules per component")
-    parser.add_argument("--mass-fractions", type=float, nargs="+", help="mass ratio, e.g. 3 7")
-    parser.add_argument("--n-molecules", type=int, default=100, help="total molecules (default 100)")
-    parser.add_argument("--packing-density", type=float, default=None, help="g/cm3 for packmol (default: "
-                                                                             "experiment or 1.0)")
+    from ..cli_common import add_composition_options
+
+    add_composition_options(parser, default_n_molecules=100)
     _add_model_and_npt_options(parser)
 
 
@@ -35,6 +29,8 @@ def _add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-last-ps", type=float, default=200.0, help="averaging window (ps)")
     parser.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--skip-timing", action="store_true",
+                        help="do not time a few steps first (runs of 20000+ steps print their estimated wall time)")
     parser.add_argument("-o", "--out", default=None, help="output directory")
 
 
@@ -120,28 +116,10 @@ DEFAULT_TRANSFER_CASES = ("EC@313.15", "EMC@298.15", "DMC@298.15", "EA@298.15")
 def _resolve(args):
     from pathlib import Path
 
+    from ..cli_common import composition_from_args
     from .density import NPTProtocol
-    from .experimental import lookup
-    from .liquid import LiquidSpec
 
-    experiment = None
-    if args.experiment:
-        temperature = args.temperature if args.temperature is not None else 298.15
-        experiment = lookup(args.experiment, temperature)
-        spec = LiquidSpec.from_experiment(experiment, args.n_molecules)
-        if args.packing_density:
-            spec = LiquidSpec(**{**spec.__dict__, "packing_density_g_cm3": args.packing_density})
-    else:
-        from ..errors import PropertyError
-
-        if not args.components:
-            raise PropertyError("give component molecules or --experiment SYSTEM")
-        counts = tuple(args.counts) if args.counts else None
-        if counts is None and not args.mass_fractions:
-            counts = (args.n_molecules,) if len(args.components) == 1 else None
-        spec = LiquidSpec(tuple(args.components), counts,
-                          tuple(args.mass_fractions) if args.mass_fractions else None, args.n_molecules,
-                          args.packing_density or 1.0)
+    spec, experiment = composition_from_args(args)
     temperature = args.temperature if args.temperature is not None else (
         experiment.temperature_K if experiment else 298.15)
     protocol = NPTProtocol(temperature_K=temperature, pressure_bar=args.pressure, timestep_fs=args.timestep,
@@ -170,13 +148,18 @@ def correction_parameters(correction) -> dict:
 
 
 def _density(args: argparse.Namespace) -> int:
+    import time
+
     from .density_plots import plot_density_trace
     from .tasks import DensityTask, run_density_task
 
     correction = correction_from_args(args)
     spec, protocol, experiment, out = _resolve(args)
     setup = _setup(args, spec, correction)
+    print_wall_time_estimate(args, setup, protocol, correction_parameters(correction), 1)
+    started = time.perf_counter()
     result = run_density_task(DensityTask(setup, protocol, correction_parameters(correction), out, True))
+    elapsed = time.perf_counter() - started
     png = plot_density_trace(result, out / "density.png", experiment.density_g_cm3 if experiment else None)
     print(f"density {result.density} (N_eff {result.density.n_effective:.0f}) at "
           f"{protocol.temperature_K:g} K, {protocol.pressure_bar:g} bar; {describe_correction(correction)}")
@@ -185,7 +168,8 @@ def _density(args: argparse.Namespace) -> int:
     if experiment is not None and experiment.density_g_cm3:
         print(f"experiment {experiment.density_g_cm3:.3f} g/cm3 ({experiment.source}); "
               f"deviation {result.density.value - experiment.density_g_cm3:+.4f}")
-    print(f"plot: {png}; data: {out / 'density.json'}")
+    print(f"plot: {png}; data: {out / 'density.json'}; this call took {elapsed:.0f} s "
+          f"(a resumed or finished run counts only what it ran now)")
     return 0
 
 
@@ -217,6 +201,10 @@ def _fit_a1(args: argparse.Namespace) -> int:
     from ..potentials.corrections import CSOCorrection
 
     setup = _setup(args, spec, CSOCorrection(alpha, a1_initial, s6))
+    n_scan = len(args.a1_values) if args.method in ("scan", "both") else 0
+    n_reweighting = (2, args.max_simulations) if args.method in ("reweighting", "both") else (0, 0)
+    print_wall_time_estimate(args, setup, protocol, {"alpha": alpha, "a1": a1_initial},
+                             (n_scan + n_reweighting[0], n_scan + n_reweighting[1]))
     results = []
     with executor_from_args(args) as executor:
         if args.method in ("scan", "both"):
@@ -242,6 +230,17 @@ def _fit_a1(args: argparse.Namespace) -> int:
     print(f"correction for {model}: {path} (alpha={alpha:g}, a1={correction.a1:.4f}); use it with "
           f"--correction {path}")
     return 0
+
+
+def print_wall_time_estimate(args, setup, protocol, parameters: dict, n_runs) -> None:
+    """Time a few steps of the job's System and print how long the job will take (long runs only)."""
+    from .wall_time import estimate_message, time_npt_step, worth_estimating
+
+    if args.skip_timing or not worth_estimating(protocol):
+        return
+    step_seconds, platform = time_npt_step(setup, protocol, parameters)
+    print(estimate_message(step_seconds, protocol, n_runs, workers=getattr(args, "workers", None) or 1,
+                           platform=platform), flush=True)
 
 
 def spec_name(args, spec) -> str:

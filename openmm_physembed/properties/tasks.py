@@ -54,6 +54,26 @@ class LiquidSetup:
         return cls.from_system(corrected.system, corrected.topology, corrected.positions_nm, box_vectors_nm, label,
                                corrected.mace_arguments)
 
+    def npt_simulation(self, protocol: NPTProtocol, parameters: dict | None = None):
+        """A Simulation of this liquid under ``protocol`` (Langevin + Monte Carlo barostat), start
+        state and global ``parameters`` set; not minimised."""
+        import openmm
+
+        from ..simulation.molecules import add_molecule_definition
+        from ..simulation.setup import langevin_integrator, make_simulation
+
+        system = self.system()
+        add_molecule_definition(system, self.topology)
+        system.addForce(openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
+                                                  protocol.barostat_interval))
+        integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
+                                         protocol.seed)
+        simulation = make_simulation(system, self.topology, self.positions_nm, integrator, protocol.platform,
+                                     box_vectors_nm=self.box_vectors_nm)
+        for name, value in (parameters or {}).items():
+            simulation.context.setParameter(name, float(value))
+        return simulation
+
     def system(self):
         from ..simulation.plugins import deserialize_system
 

@@ -418,23 +418,11 @@ def run_npt_frames(setup: LiquidSetup, out_dir: str | Path, protocol=None, frame
     ``protocol`` is a :class:`~openmm_physembed.properties.density.NPTProtocol` (default: the
     published 1 ns at 1 fs, 298.15 K, 1 bar); ``last_ps`` defaults to its averaging window.
     """
-    import openmm
-
-    from ..simulation.molecules import add_molecule_definition
-    from ..simulation.setup import langevin_integrator
     from .density import NPTProtocol
 
     protocol = protocol or NPTProtocol()
-    system = setup.system()
-    add_molecule_definition(system, setup.topology)
-    system.addForce(openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
-                                              protocol.barostat_interval))
-    integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
-                                     protocol.seed)
-    simulation = make_simulation(system, setup.topology, setup.positions_nm, integrator, protocol.platform,
-                                 box_vectors_nm=setup.box_vectors_nm)
-    for name, value in (parameters or {}).items():
-        simulation.context.setParameter(name, float(value))
+    simulation = setup.npt_simulation(protocol, parameters)
+    system = simulation.system
     run_dir = Path(out_dir) / "npt"
     if not (run_dir / "checkpoint.npz").is_file():
         if protocol.minimize:

@@ -66,9 +66,12 @@ def _train(args: argparse.Namespace) -> int:
     with context as executor:
         models = train_mace(args.train, args.valid, args.out, preset=args.preset, seeds=args.seeds, e0s=args.e0s,
                             overrides=overrides, device=args.device, executor=executor,
-                            threads_per_seed=args.threads_per_seed)
-    print(f"{'seed':>5} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}  model")
+                            threads_per_seed=args.threads_per_seed, progress=True)
+    stress = all(m.valid_stress_rmse_mev_per_angstrom3 is not None for m in models)
+    print(f"validation errors:\n{'seed':>5} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}"
+          + (f" {'stress RMSE meV/A^3':>20}" if stress else "") + "  model")
     for model in models:
         print(f"{model.seed:>5} {model.valid_energy_rmse_mev_per_atom:>16.2f} "
-              f"{model.valid_forces_rmse_mev_per_angstrom:>13.1f}  {model.model_path}")
+              f"{model.valid_forces_rmse_mev_per_angstrom:>13.1f}"
+              + (f" {model.valid_stress_rmse_mev_per_angstrom3:>20.3f}" if stress else "") + f"  {model.model_path}")
     return 0

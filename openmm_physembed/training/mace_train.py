@@ -63,6 +63,9 @@ class TrainedModel:
     train_forces_rmse_mev_per_angstrom: float = float("nan")
     n_epochs: int = 0
     preset: str = ""
+    # Presets with stress in the loss (meV/A^3, mace's "RMSE Stress" column); None otherwise.
+    valid_stress_rmse_mev_per_angstrom3: float | None = None
+    train_stress_rmse_mev_per_angstrom3: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
@@ -238,6 +241,8 @@ def _collect(seed: int, run_dir: Path, name: str, options: Mapping[str, Any], pr
         train_energy_rmse_mev_per_atom=train.get("energy", float("nan")),
         train_forces_rmse_mev_per_angstrom=train.get("forces", float("nan")),
         n_epochs=int(max(curve["epoch"], default=-1)) + 1, preset=preset_name,
+        valid_stress_rmse_mev_per_angstrom3=valid.get("stress"),
+        train_stress_rmse_mev_per_angstrom3=train.get("stress"),
     )
     write_json(run_dir / "result.json", trained.to_json())
     return trained

@@ -1,0 +1,235 @@
+"""Liquid datasets (GAFF NPT frames + rigid-volume scans, periodic GFN2-xTB labels) and the
+paper's Fig. 5 check on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openmm_physembed.chem.box import build_box
+from openmm_physembed.chem.molecule import Molecule
+from openmm_physembed.errors import PropertyError, SamplingError
+from openmm_physembed.sampling.liquid_frames import LiquidFramesProtocol, check_molecules_whole, rigid_volume_scan
+
+
+@pytest.fixture(scope="module")
+def dmc_box():
+    # 6 DMC: 72 atoms, ~0.97 nm: the smallest box the tests below need.
+    return build_box([Molecule.from_any("dmc")], counts=[6], density_g_cm3=1.0, seed=3)
+
+
+def _gaff_energies_by_term(box, positions_nm, box_nm):
+    """GAFF energy (kJ/mol) of every force class, Reference platform."""
+    import openmm
+
+    system = box.create_system(nonbonded_cutoff_nm=0.4)
+    for index, force in enumerate(system.getForces()):
+        force.setForceGroup(index)
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+    context.setPeriodicBoxVectors(*box_nm)
+    context.setPositions(positions_nm)
+    return {type(force).__name__: context.getState(getEnergy=True, groups={i}).getPotentialEnergy()._value
+            for i, force in enumerate(system.getForces())}
+
+
+def test_rigid_volume_scan_keeps_molecules_and_scales_centres(dmc_box):
+    box = dmc_box
+    masses = np.array([a.mass for a in box.structure.atoms])
+    molecule_index = box.molecule_index()
+    factors = [0.95, 1.0, 1.07]
+    scans = rigid_volume_scan(box.positions_nm, box.box_vectors_nm, molecule_index, masses, factors)
+
+    def centres(positions):
+        return np.array([np.average(positions[molecule_index == m], axis=0, weights=masses[molecule_index == m])
+                         for m in range(box.n_molecules)])
+
+    reference = centres(box.positions_nm)
+    for factor, (positions, box_nm) in zip(factors, scans):
+        np.testing.assert_allclose(box_nm, box.box_vectors_nm * factor, rtol=1e-14)
+        np.testing.assert_allclose(centres(positions), reference * factor, atol=1e-12)
+        for m in range(box.n_molecules):  # each molecule moved by one translation
+            shift = positions[molecule_index == m] - box.positions_nm[molecule_index == m]
+            np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-12)
+    np.testing.assert_allclose(scans[1][0], box.positions_nm, atol=1e-15)
+
+    # Independent check through GAFF: bonded terms see only intramolecular geometry, so they do not
+    # change; the nonbonded term (intermolecular) does.
+    before = _gaff_energies_by_term(box, box.positions_nm, box.box_vectors_nm)
+    after = _gaff_energies_by_term(box, *scans[2])
+    for term in ("HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce"):
+        assert after[term] == pytest.approx(before[term], rel=1e-9, abs=1e-9), term
+    assert abs(after["NonbondedForce"] - before["NonbondedForce"]) > 1.0
+
+
+def test_wrapped_molecule_is_refused(dmc_box):
+    bonds = np.array([(b.atom1.idx, b.atom2.idx) for b in dmc_box.structure.bonds])
+    positions = dmc_box.positions_nm.copy()
+    check_molecules_whole(positions, bonds, "frame")
+    positions[bonds[0, 0]] += dmc_box.box_vectors_nm[0]  # as a wrapped coordinate would be
+    with pytest.raises(SamplingError, match="wrapped"):
+        check_molecules_whole(positions, bonds, "frame")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_test": 0}, "at least 1"), ({"n_train_scanned": 99}, "n_train_scanned"),
+    ({"scan_factors": (0.5, 1.0)}, "scale the box edge"), ({"equilibration_ps": 300.0}, "shorter"),
+])
+def test_protocol_errors(kwargs, match):
+    with pytest.raises(SamplingError, match=match):
+        LiquidFramesProtocol(**kwargs)
+
+
+def test_liquid_dataset_end_to_end_and_resume(tmp_path):
+    """5 EMC at low packing density (75 atoms, 1.13 nm): GAFF NPT, split, scans, tblite labels."""
+    pytest.importorskip("tblite")
+    from ase.io import read
+
+    from openmm_physembed.labelling.liquid_dataset import make_liquid_dataset
+
+    box = build_box([Molecule.from_any("emc")], counts=[5], density_g_cm3=0.6, seed=2)
+    protocol = LiquidFramesProtocol(npt_ps=1.0, equilibration_ps=0.2, n_train=2, n_validation=1, n_test=1,
+                                    n_train_scanned=1, scan_factors=(0.98, 1.0, 1.03), seed=5)
+    dataset = make_liquid_dataset(box, tmp_path, protocol, executor=None, progress=False)
+    assert dataset.sizes == {"train": 2 + 2, "valid": 1, "test_scan": 3}
+
+    train = read(dataset.train_path, ":")
+    test = read(dataset.test_scan_path, ":")
+    assert sorted(a.info["config_type"] for a in train) == ["gaff_npt"] * 2 + ["rigid_volume_scan"] * 2
+    assert sorted(a.info["scale_factor"] for a in test) == [0.98, 1.0, 1.03]
+    assert len({a.info["source_step"] for a in test}) == 1
+    assert not {a.info["source_step"] for a in test} & {a.info["source_step"] for a in train}
+    for atoms in train + test:
+        # Units: ASE's masses over the cell volume (A^3) give the GAFF density the NPT recorded.
+        density = atoms.get_masses().sum() / atoms.get_volume() * 1.66053906660
+        assert density == pytest.approx(atoms.info["gaff_density_g_cm3"] / atoms.info["scale_factor"] ** 3,
+                                        rel=1e-5)
+        assert atoms.arrays["REF_forces"].shape == (75, 3)
+        assert atoms.info["REF_stress"].shape == (6,)
+        assert np.all(np.isfinite(atoms.info["REF_stress"]))
+
+    again = make_liquid_dataset(box, tmp_path, protocol, executor=None, progress=False)
+    assert again.label_seconds == 0.0  # everything came from the cache
+    assert again.sizes == dataset.sizes
+    assert (tmp_path / "density_coverage.png").is_file() and (tmp_path / "train.e0s.json").is_file()
+
+    # The cpu-liquid preset trains on it (stress in the loss, SWA for the last quarter), and the
+    # stress error mace reports is the one its final model gives on the validation box.
+    from mace.calculators import MACECalculator
+
+    from openmm_physembed.training.mace_train import train_mace
+
+    [model] = train_mace(dataset.train_path, dataset.valid_path, tmp_path / "model", preset="cpu-liquid",
+                         overrides={"max_num_epochs": 4, "batch_size": 2}, device="cpu")
+    assert model.model_path.name.endswith("_stagetwo.model")
+    calculator = MACECalculator(model_paths=str(model.model_path), device="cpu", default_dtype="float64")
+    errors = []
+    for atoms in read(dataset.valid_path, ":"):
+        reference = atoms.info["REF_stress"]
+        atoms.calc = calculator
+        errors.append(atoms.get_stress(voigt=False) - voigt_to_matrix(reference))
+    expected = 1e3 * np.sqrt(np.mean(np.square(errors)))  # meV/A^3 over the 9 tensor elements
+    assert model.valid_stress_rmse_mev_per_angstrom3 == pytest.approx(expected, rel=0.02, abs=0.05)
+
+
+def voigt_to_matrix(voigt):
+    xx, yy, zz, yz, xz, xy = voigt
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+@pytest.fixture(scope="module")
+def scan_set(dmc_box, tmp_path_factory):
+    """A labelled scan set whose labels are mace-torch's own (MACECalculator) for a random model."""
+    pytest.importorskip("torch")
+    pytest.importorskip("mace")
+    pytest.importorskip("openmmtorch")
+    import ase
+    from mace.calculators import MACECalculator
+
+    from openmm_physembed.io import write_extxyz
+    from openmm_physembed.testing import make_random_mace_model
+
+    directory = tmp_path_factory.mktemp("scan")
+    model = make_random_mace_model(directory / "tiny.model", atomic_numbers=(1, 6, 8), r_max_angstrom=4.0,
+                                   num_channels=8, max_L=1, correlation=2, dtype="float64")
+    box = dmc_box
+    masses = np.array([a.mass for a in box.structure.atoms])
+    rng = np.random.default_rng(0)
+    sources = [box.positions_nm,  # and the same molecules each shifted a little: a second source frame
+               box.positions_nm + rng.normal(0, 0.01, (box.n_molecules, 3))[box.molecule_index()]]
+    calculator = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64")
+    structures = []
+    for step, positions in enumerate(sources):
+        for factor, (p, b) in zip((0.97, 1.0, 1.04), rigid_volume_scan(positions, box.box_vectors_nm,
+                                                                       box.molecule_index(), masses,
+                                                                       (0.97, 1.0, 1.04))):
+            atoms = ase.Atoms([a.element.symbol for a in box.topology.atoms()], positions=p * 10, cell=b * 10,
+                              pbc=True)
+            atoms.calc = calculator
+            atoms.info.update({"REF_energy": atoms.get_potential_energy(), "scale_factor": factor,
+                               "source_step": step})
+            atoms.arrays["REF_forces"] = atoms.get_forces()
+            atoms.calc = None
+            structures.append(atoms)
+    write_extxyz(directory / "test_scan.extxyz", structures)
+    box.write_pdb(directory / "topology.pdb")
+    return model, directory, structures
+
+
+def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(dmc_box, scan_set):
+    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.cso import cso_energy_reference, cso_parameters, long_range_correction_kj_mol
+    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.properties.volume_scan import evaluate_volume_scan, format_table
+    from openmm_physembed.units import KJ_PER_MOL_PER_EV
+
+    model, directory, structures = scan_set
+    correction = CSOCorrection(alpha=0.5, a1=0.8, s6=1.0, source="explicit")
+    result = evaluate_volume_scan(model, directory / "test_scan.extxyz", directory / "topology.pdb", correction,
+                                  out_dir=directory / "out", platform="Reference")
+    # Our TorchForce against mace-torch's calculator: the same numbers up to the extxyz text precision
+    # (a unit slip would be off by factors of 10 or 96).
+    assert result.force_rmse_mev_per_angstrom["uncorrected"] < 1e-3
+    assert result.energy_rmse_mev_per_atom["uncorrected"] < 1e-3
+    assert result.cso_cutoff_nm == pytest.approx(np.floor(0.45 * 0.97 * dmc_box.box_edge_nm * 100) / 100)
+
+    # Corrected minus uncorrected energy change along each scan = alpha * numpy CSO (+ OpenMM's
+    # long-range correction, which depends on the volume).
+    parameters = cso_parameters(dmc_box.topology, dmc_box.positions_nm)
+    system = CorrectedMACESystem(model, dmc_box.topology, dmc_box.positions_nm, alpha=0.5, a1=0.8,
+                                 cutoff_nm=result.cso_cutoff_nm).system
+
+    def cso_kj(atoms):
+        positions, box_nm = atoms.positions / 10, atoms.cell.array / 10
+        pair_sum = cso_energy_reference(parameters, positions, a1=0.8, alpha=0.5, box_vectors_nm=box_nm,
+                                        cutoff_nm=result.cso_cutoff_nm)
+        return pair_sum + long_range_correction_kj_mol(system, positions, box_nm, {"alpha": 0.5, "a1": 0.8})
+
+    n_atoms = len(structures[0])
+    expected = {}
+    for atoms in structures:
+        base = next(a for a in structures if a.info["source_step"] == atoms.info["source_step"]
+                    and a.info["scale_factor"] == 1.0)
+        delta = 1e3 * (cso_kj(atoms) - cso_kj(base)) / KJ_PER_MOL_PER_EV / n_atoms
+        expected.setdefault(atoms.info["scale_factor"], []).append(delta)
+    for row in result.table:
+        measured = row["de_corrected_mev_per_atom"] - row["de_uncorrected_mev_per_atom"]
+        assert measured == pytest.approx(np.mean(expected[row["factor"]]), abs=1e-6), row["factor"]
+    assert result.table[0]["de_corrected_mev_per_atom"] != pytest.approx(result.table[0]["de_ref_mev_per_atom"])
+    assert result.force_rmse_mev_per_angstrom["corrected"] > 0.1  # the CSO forces, alpha = 0.5
+    assert "published < 0.8" in format_table(result)
+    assert result.json_path.is_file() and result.plot_path.is_file()
+
+
+def test_volume_scan_refuses_an_unlabelled_file(scan_set, tmp_path):
+    from openmm_physembed.io import write_extxyz
+    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.properties.volume_scan import evaluate_volume_scan
+
+    model, directory, structures = scan_set
+    bare = [a.copy() for a in structures]
+    for atoms in bare:
+        atoms.info.pop("REF_energy")
+    write_extxyz(tmp_path / "bare.extxyz", bare)
+    with pytest.raises(PropertyError, match="liquid-dataset"):
+        evaluate_volume_scan(model, tmp_path / "bare.extxyz", directory / "topology.pdb",
+                             CSOCorrection(0.1, 0.5, 1.0, source="explicit"))
