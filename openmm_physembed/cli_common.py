@@ -75,3 +75,15 @@ def composition_from_args(args: argparse.Namespace):
     spec = LiquidSpec(tuple(args.components), counts, tuple(args.mass_fractions) if args.mass_fractions else None,
                       args.n_molecules, args.packing_density or 1.0)
     return spec, None
+
+
+def liquid_temperature(args: argparse.Namespace, experiment) -> float:
+    """``--temperature``, else the experimental row's, else 298.15 K."""
+    if args.temperature is not None:
+        return args.temperature
+    return experiment.temperature_K if experiment else 298.15
+
+
+def liquid_name(args: argparse.Namespace, spec) -> str:
+    """A file-name-safe name of the liquid (``EC-EMC_3-7``, ``emc``)."""
+    return (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")

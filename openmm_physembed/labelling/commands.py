@@ -99,27 +99,19 @@ def _register_liquid_dataset(subparsers) -> None:
 def _liquid_dataset(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..chem.box import build_box
-    from ..chem.molecule import Molecule
-    from ..cli_common import composition_from_args
+    from ..cli_common import composition_from_args, liquid_name, liquid_temperature
     from ..sampling.liquid_frames import LiquidFramesProtocol
     from .liquid_dataset import make_liquid_dataset
 
     spec, experiment = composition_from_args(args)
-    temperature = args.temperature if args.temperature is not None else (
-        experiment.temperature_K if experiment else 298.15)
     protocol = LiquidFramesProtocol(
-        temperature_K=temperature, pressure_bar=args.pressure, npt_ps=args.npt_ps,
+        temperature_K=liquid_temperature(args, experiment), pressure_bar=args.pressure, npt_ps=args.npt_ps,
         equilibration_ps=args.equilibration_ps, n_train=args.n_train, n_validation=args.n_valid,
         n_test=args.n_test, n_train_scanned=args.n_train_scanned, scan_factors=tuple(args.scan_factors),
         seed=args.seed, platform=args.platform)
-    molecules = [Molecule.from_any(c) for c in spec.components]
-    box = build_box(molecules, counts=spec.counts, mass_fractions=spec.mass_fractions, n_molecules=spec.n_molecules,
-                    density_g_cm3=spec.packing_density_g_cm3, seed=spec.seed, charge_method=args.charge_method,
-                    cache_dir=args.cache_dir)
-    name = (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")
-    out = Path(args.out or f"runs/{name}_dataset")
-    print(f"{'+'.join(f'{n} {m.name}' for m, n in zip(molecules, box.counts))}: {box.n_atoms} atoms, "
+    box = spec.pack(args.charge_method, args.cache_dir)
+    out = Path(args.out or f"runs/{liquid_name(args, spec)}_dataset")
+    print(f"{'+'.join(f'{n} {m.name}' for m, n in zip(box.molecules, box.counts))}: {box.n_atoms} atoms, "
           f"{box.box_edge_nm:.3f} nm box -> {out}")
     with executor_from_args(args, gpu=False) as executor:
         dataset = make_liquid_dataset(box, out, protocol, executor=executor, progress=not args.no_progress)

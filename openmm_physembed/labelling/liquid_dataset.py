@@ -27,9 +27,6 @@ import numpy as np
 from ..io import read_json, write_extxyz, write_json
 from ..sampling.liquid_frames import LiquidFramesProtocol, make_liquid_frames
 
-SUBSETS = ("train", "valid", "test_scan")
-
-
 @dataclass(frozen=True)
 class LiquidDataset:
     out_dir: Path
@@ -81,16 +78,16 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
         if result.n_computed:
             label_seconds += time.perf_counter() - started
         paths[name], sizes[name] = result.out_path, result.n_labelled
-    n_atoms = len(frames.train[0])
+    n_atoms = box.n_atoms
     per_structure = label_seconds / max(1, sum(len(a) for a in subsets.values()))
     plot_path = _plot_density_coverage(frames, out_dir / "density_coverage.png")
+    after_first_tenth = frames.npt_density_g_cm3[len(frames.npt_density_g_cm3) // 10:]
     write_json(manifest_path, {
         "components": [m.name for m in box.molecules], "smiles": [m.smiles for m in box.molecules],
         "counts": list(box.counts), "n_atoms": n_atoms, "mass_fractions": list(box.mass_fractions),
         **frames.settings, "sizes": sizes, "files": {k: str(Path(p).name) for k, p in paths.items()},
         "labels": "GFN2-xTB (tblite), periodic, REF_energy eV, REF_forces eV/A, REF_stress eV/A^3",
-        "npt_density_g_cm3": {"mean": float(np.mean(frames.npt_density_g_cm3[len(frames.npt_density_g_cm3) // 10:])),
-                              "std": float(np.std(frames.npt_density_g_cm3[len(frames.npt_density_g_cm3) // 10:]))},
+        "npt_density_g_cm3": {"mean": float(np.mean(after_first_tenth)), "std": float(np.std(after_first_tenth))},
         # Timings of the call that computed them; a resumed call keeps the first one's.
         "npt_seconds": previous.get("npt_seconds") or npt_seconds,
         "label_seconds": previous.get("label_seconds") or label_seconds,

@@ -116,17 +116,15 @@ DEFAULT_TRANSFER_CASES = ("EC@313.15", "EMC@298.15", "DMC@298.15", "EA@298.15")
 def _resolve(args):
     from pathlib import Path
 
-    from ..cli_common import composition_from_args
+    from ..cli_common import composition_from_args, liquid_name, liquid_temperature
     from .density import NPTProtocol
 
     spec, experiment = composition_from_args(args)
-    temperature = args.temperature if args.temperature is not None else (
-        experiment.temperature_K if experiment else 298.15)
+    temperature = liquid_temperature(args, experiment)
     protocol = NPTProtocol(temperature_K=temperature, pressure_bar=args.pressure, timestep_fs=args.timestep,
                            n_steps=args.steps, report_interval=args.report_interval,
                            average_last_ps=args.average_last_ps, seed=args.seed, platform=args.platform)
-    name = (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")
-    out = Path(args.out or f"runs/{name}_{temperature:g}K")
+    out = Path(args.out or f"runs/{liquid_name(args, spec)}_{temperature:g}K")
     return spec, protocol, experiment, out
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
 from ..chem.box import build_box
 from ..chem.molecule import Molecule
 from .experimental import ExperimentalLiquid
@@ -37,6 +35,13 @@ class LiquidSpec:
         return cls(row.components, mass_fractions=row.mass_fractions, n_molecules=n_molecules,
                    packing_density_g_cm3=row.density_g_cm3 or 1.0, seed=seed)
 
+    def pack(self, charge_method: str = "bcc", cache_dir: str | Path | None = None):
+        """The packed, GAFF-parameterised :class:`~openmm_physembed.chem.box.LiquidBox`."""
+        molecules = [Molecule.from_any(c) for c in self.components]
+        return build_box(molecules, counts=self.counts, mass_fractions=self.mass_fractions,
+                         n_molecules=self.n_molecules, density_g_cm3=self.packing_density_g_cm3, seed=self.seed,
+                         charge_method=charge_method, cache_dir=cache_dir)
+
 
 def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, alpha: float | None = None,
                        a1: float | None = None, s6: float | None = None, cso_cutoff_nm: float = 1.2,
@@ -61,11 +66,8 @@ def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, a
     else:
         chosen = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path,
                                    force=force_correction)
-    molecules: Sequence[Molecule] = [Molecule.from_any(c) for c in spec.components]
-    box = build_box(molecules, counts=spec.counts, mass_fractions=spec.mass_fractions,
-                    n_molecules=spec.n_molecules, density_g_cm3=spec.packing_density_g_cm3, seed=spec.seed,
-                    charge_method=charge_method)
-    label = label or "+".join(m.name for m in molecules)
+    box = spec.pack(charge_method)
+    label = label or "+".join(m.name for m in box.molecules)
     values = {"alpha": chosen.alpha, "a1": chosen.a1, "s6": chosen.s6}
     if model_path is None:
         from ..potentials.cso import add_cso_correction
