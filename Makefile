@@ -5,10 +5,11 @@ BIN = $(VENV)/bin
 
 .PHONY: demo test test-all
 
-$(BIN)/.installed: pyproject.toml
+# pyproject.toml declares ranges; constraints.txt is the exact, verified set installed here.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test]" -c constraints.txt
 	touch $@
 
 demo: $(BIN)/.installed

@@ -171,8 +171,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
 
-    import torch  # noqa: F401  - before openmmtorch, which the MACE force loads
     import openmm
+    import torch  # noqa: F401  - before openmmtorch, which the MACE force loads
 
     box = build_liquid(args.atoms, args.seed)
     variants = ("cso", "cso_no_derivatives", "cso_builtin_lrc", "cso_two_tables", "cso_no_exclusions")

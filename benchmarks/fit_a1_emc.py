@@ -44,18 +44,20 @@ def main() -> None:
     import openmm
 
     from openmm_physembed.executors import make_executor
-    from openmm_physembed.properties.a1_fit import fit_a1_reweighting, scan_a1
-    from openmm_physembed.properties.density import NPTProtocol
-    from openmm_physembed.properties.density_plots import plot_a1_fit
+    from openmm_physembed.properties.density.a1_fit import fit_a1_reweighting, scan_a1
+    from openmm_physembed.properties.density.npt import NPTProtocol
+    from openmm_physembed.properties.density.plots import plot_a1_fit
     from openmm_physembed.properties.experimental import lookup
     from openmm_physembed.properties.liquid import LiquidSpec, build_liquid_setup
+    from openmm_physembed.simulation.dynamics import Dynamics
 
     out = Path(args.out)
     experiment = lookup("EMC", 298.15)
     setup = build_liquid_setup(LiquidSpec.from_experiment(experiment, args.molecules), alpha=args.alpha,
                                a1=args.a1_initial, cso_cutoff_nm=args.cso_cutoff)
-    protocol = NPTProtocol(temperature_K=298.15, n_steps=int(args.ps * 1000 / args.timestep_fs),
-                           timestep_fs=args.timestep_fs, report_interval=50, average_last_ps=args.average_ps)
+    protocol = NPTProtocol(Dynamics(298.15, args.timestep_fs, pressure_bar=1.0),
+                           n_steps=int(args.ps * 1000 / args.timestep_fs), report_interval=50,
+                           average_last_ps=args.average_ps)
     fixed = {"alpha": args.alpha}
     timings = {}
     start = time.perf_counter()

@@ -57,11 +57,10 @@ def environment() -> dict:
     """Platforms, plugin load failures and CUDA as OpenMM and torch see them."""
     import importlib.metadata as md
 
+    import openmm
     import torch
 
     from openmm_physembed.potentials.mace_force import import_openmmtorch
-
-    import openmm
 
     failures = list(openmm.Platform.getPluginLoadFailures())  # at import; openmm-torch's are retried next
     import_openmmtorch()  # retries the openmm-torch plugins that failed before torch was imported
@@ -136,7 +135,10 @@ def parity(spec, systems: dict, with_cuda: bool) -> dict:
 
 def virial(spec, system, with_cuda: bool) -> dict:
     """The exact MACE virial (bar) through the pressure provider, CPU Context vs CUDA Context."""
-    from openmm_physembed.properties.pressure import ExactMACEPressureTensor, torch_device_of
+    from openmm_physembed.properties.viscosity.pressure import (
+        ExactMACEPressureTensor,
+        torch_device_of,
+    )
 
     def tensor(platform, precision=None):
         provider = ExactMACEPressureTensor(include_kinetic=False)

@@ -19,7 +19,7 @@ is attractive and slightly raises the viscosity of the full potential; compare o
 The fluid is mapped to argon (sigma = 0.3405 nm, epsilon = 0.996 kJ/mol, m = 39.948 amu), so the
 library runs in its normal units; eta* = eta / (sqrt(m epsilon) / sigma^2). The workflow is the
 library's: melt a lattice (Langevin, T* = 1.5 then 0.722), keep frames, then
-:func:`openmm_physembed.properties.viscosity.run_viscosity` (Nose-Hoover NVT, finite-difference
+:func:`openmm_physembed.properties.viscosity.workflow.run_viscosity` (Nose-Hoover NVT, finite-difference
 pressure tensor every ``--sample-interval`` steps) and both estimators. Resumable: rerun the same
 command to continue. Defaults take about 10 minutes on one CPU core (500 atoms, 3 x 80 000 steps
 at dt* = 0.004, i.e. 960 tau* of production).
@@ -96,26 +96,24 @@ def lj_fluid(n_atoms: int):
 def starting_frames(system, topology, positions, box, out: Path, n_frames: int, timestep_ps: float,
                     temperature_K: float, melt_K: float, steps: int, platform: str | None, seed: int):
     """Melt at T* = 1.5, equilibrate at T* = 0.722 (Langevin, as STACIE's LAMMPS inputs), keep frames."""
-    from openmm_physembed.simulation.runner import ArrayRecorder, run_checkpointed
-    from openmm_physembed.simulation.setup import langevin_integrator, make_simulation
+    from openmm_physembed.simulation.dynamics import Dynamics
+    from openmm_physembed.simulation.engine import MDEngine
+    from openmm_physembed.simulation.runner import ArrayRecorder
 
-    frames = {}
+    interval = max(1, steps // (2 * n_frames))
+    recorder = ArrayRecorder("frames", interval, lambda sim, state: {
+        "positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float64)}, ("positions",))
+    friction = 1.0 / (0.5 * reduced_units()[0])
+    state = None
     for stage, temperature in (("melt", melt_K), ("equilibrate", temperature_K)):
-        integrator = langevin_integrator(temperature, 1.0 / (0.5 * reduced_units()[0]), timestep_ps * 1e3, seed)
-        simulation = make_simulation(system, topology, positions, integrator, platform, box_vectors_nm=box)
-        if stage == "melt" and not (out / stage / "checkpoint.npz").is_file():
-            simulation.context.setVelocitiesToTemperature(temperature, seed)
-        elif stage == "equilibrate" and not (out / stage / "checkpoint.npz").is_file():
-            simulation.context.setState(last_state)
-            simulation.currentStep = 0
-            simulation.context.setStepCount(0)
-        interval = max(1, steps // (2 * n_frames))
-        recorder = ArrayRecorder("frames", interval, lambda sim, state: {
-            "positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float64)}, ("positions",))
-        frames = run_checkpointed(simulation, steps, out / stage, [recorder], settings={
-            "stage": stage, "T": temperature, "n": system.getNumParticles(), "steps": steps, "dt": timestep_ps},
-            block_steps=1000)["frames"]
-        last_state = simulation.context.getState(getPositions=True, getVelocities=True)
+        dynamics = Dynamics(temperature, timestep_ps * 1e3, friction_per_ps=friction, seed=seed, platform=platform)
+        with MDEngine(system, topology, positions, dynamics, box_vectors_nm=box) as md:
+            if state is not None:  # equilibration continues from the melt's last state
+                md.context.setState(state)
+            elif stage == "melt":
+                md.start([out / stage])
+            frames = md.run(steps, out / stage, [recorder], {"stage": stage}, restart_step_count=True)["frames"]
+            state = md.context.getState(getPositions=True, getVelocities=True)
     positions = frames["positions_nm"][-n_frames:]
     return positions, np.broadcast_to(box, (len(positions), 3, 3))
 
@@ -157,10 +155,15 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     from openmm_physembed.executors import make_executor
-    from openmm_physembed.properties.plots import plot_viscosity
-    from openmm_physembed.properties.tasks import LiquidSetup
-    from openmm_physembed.properties.viscosity import GreenKuboAnalysis, ViscosityProtocol, run_viscosity
     from openmm_physembed.io import write_json
+    from openmm_physembed.properties.viscosity.plots import plot_viscosity
+    from openmm_physembed.properties.viscosity.workflow import (
+        GreenKuboAnalysis,
+        ViscosityProtocol,
+        run_viscosity,
+    )
+    from openmm_physembed.simulation.dynamics import Dynamics
+    from openmm_physembed.simulation.liquid_setup import LiquidSetup
 
     tau_ps, temperature_unit_K, eta_unit_cp = reduced_units()
     temperature_K = T_STAR * temperature_unit_K
@@ -173,10 +176,10 @@ def main(argv=None) -> dict:
                                        args.seed)
     prep_s = time.monotonic() - started
     setup = LiquidSetup.from_system(system, topology, positions[-1], box, label=f"LJ{args.atoms}")
-    protocol = ViscosityProtocol(temperature_K=temperature_K, timestep_fs=timestep_ps * 1e3, n_steps=args.steps,
-                                 equilibration_steps=args.equilibration_steps, sample_interval=args.sample_interval,
-                                 n_replicas=args.replicas, thermostat=args.thermostat,
-                                 thermostat_rate_per_ps=args.thermostat_rate, seed=args.seed, platform=args.platform)
+    nvt = Dynamics(temperature_K, timestep_ps * 1e3, args.thermostat, friction_per_ps=args.thermostat_rate,
+                   seed=args.seed, platform=args.platform)
+    protocol = ViscosityProtocol(nvt, n_steps=args.steps, equilibration_steps=args.equilibration_steps,
+                                 sample_interval=args.sample_interval, n_replicas=args.replicas)
     analysis = GreenKuboAnalysis(stacie_model=args.stacie_model, n_segments=args.segments)
     started = time.monotonic()
     serial = args.workers <= 1

@@ -56,11 +56,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    import torch  # noqa: F401  - before openmmtorch
     import openmm
+    import torch  # noqa: F401  - before openmmtorch
 
     from openmm_physembed import CorrectedMACESystem
-    from openmm_physembed.properties.pressure import ExactMACEPressureTensor
+    from openmm_physembed.properties.viscosity.pressure import ExactMACEPressureTensor
 
     box = build_liquid(args.atoms, seed=1)
     model_path = args.model

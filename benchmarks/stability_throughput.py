@@ -78,15 +78,19 @@ def time_variant(spec: dict, steps: int, rounds: int, workdir: Path) -> dict:
     import torch
 
     from openmm_physembed import Molecule
+    from openmm_physembed.simulation.dynamics import Dynamics
     from openmm_physembed.stability.collapse import detect_collapse, nonbonded_pairs
-    from openmm_physembed.stability.replica_md import ReplicaMDSettings, build_replica_context
+    from openmm_physembed.stability.replica_md import (
+        ReplicaMDSettings,
+        build_replica_context,
+    )
 
     if spec["threads"]:
         torch.set_num_threads(int(spec["threads"]))
     molecule = Molecule.from_name("paracetamol")
     model = make_model(spec, workdir / f"model_{abs(hash(json.dumps(spec, sort_keys=True)))}.model")
     n = int(spec["replicas"])
-    settings = ReplicaMDSettings(temperature_K=800.0, dtype=spec["dtype"], seed=1)
+    settings = ReplicaMDSettings(Dynamics(800.0, seed=1), dtype=spec["dtype"])
     bonds = np.array(molecule.bonds, dtype=int)
     context = build_replica_context(model, molecule.symbols, molecule.masses_amu, bonds, n, settings)
     rng = np.random.default_rng(0)

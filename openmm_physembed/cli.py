@@ -20,8 +20,8 @@ COMMAND_MODULES = (
     "openmm_physembed.labelling.commands",
     "openmm_physembed.training.commands",
     "openmm_physembed.potentials.commands",
-    "openmm_physembed.properties.density_commands",
-    "openmm_physembed.properties.commands",
+    "openmm_physembed.properties.density.commands",
+    "openmm_physembed.properties.viscosity.commands",
     "openmm_physembed.stability.commands",
     "openmm_physembed.demo",
 )

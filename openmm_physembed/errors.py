@@ -57,6 +57,10 @@ class PhysEmbedWarning(UserWarning):
     """Base class of the toolkit's warnings (the CLI prints them as one line, like its errors)."""
 
 
+class PropertyWarning(PhysEmbedWarning):
+    """A property estimate was made, but a statistic behind its error bar failed: it is flagged untrusted."""
+
+
 def tail(text: str, n_lines: int = 15) -> str:
     """Last lines of an external program's log, for error messages."""
     lines = [line for line in text.splitlines() if line.strip()]

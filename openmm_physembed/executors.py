@@ -87,23 +87,20 @@ def default_workers(gpu: bool | None = None) -> int:
     must share a core (see :func:`share_cores`), and MD is what most pools run. Pools of
     torch-only or xTB jobs may pass ``max_workers`` = cores.
     """
-    from .simulation.platforms import MIN_CPU_THREADS
+    from .workarounds import min_cpu_threads
 
     if gpu is not False:
         n_gpus = gpu_count()
         if n_gpus:
             return n_gpus
-    return max(1, (os.cpu_count() or 1) // MIN_CPU_THREADS)
+    return max(1, (os.cpu_count() or 1) // min_cpu_threads())
 
 
 def gpu_count() -> int:
     """Number of CUDA devices this process may use (``CUDA_VISIBLE_DEVICES`` respected); 0 without."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return 0
-    import torch
+    from .torch_device import cuda_device_count
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return cuda_device_count()
 
 
 def visible_gpus() -> list[str]:
@@ -137,19 +134,17 @@ def _init_worker(threads: int, gpus: list[str], next_worker) -> None:
 
 def share_cores(threads: int) -> None:
     """Process-pool initializer: each worker's torch uses ``threads`` threads and its OpenMM CPU
-    platform ``max(MIN_CPU_THREADS, threads)`` (2).
+    platform ``max(min_cpu_threads(), threads)`` (2 with OpenMM 8.6.1).
 
     Why share: by default every worker starts one thread per core, and OpenMM's CPU thread pool
     synchronises on every force evaluation, so oversubscribed workers wait for descheduled
     threads (seen here: two NPT workers on 2 cores ran at 3 and 15 steps/s instead of ~20 each).
-    Why never one OpenMM thread: with a single thread, OpenMM 8.6.1's CPU platform evaluates a
-    CustomNonbondedForce ~12x slower once a second CustomNonbondedForce of the System (the CSO
-    long-range correction) has been evaluated (225 vs 19 ms for the 1050-atom EMC CSO term;
-    two threads: 19 ms either way). Thread counts the user set in the environment are kept.
+    Why never one OpenMM thread: :data:`openmm_physembed.workarounds.CPU_SINGLE_THREAD`. Thread
+    counts the user set in the environment are kept.
     """
-    from .simulation.platforms import MIN_CPU_THREADS
+    from .workarounds import min_cpu_threads
 
-    os.environ.setdefault("OPENMM_CPU_THREADS", str(max(MIN_CPU_THREADS, threads)))
+    os.environ.setdefault("OPENMM_CPU_THREADS", str(max(min_cpu_threads(), threads)))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch = sys.modules.get("torch")
     if torch is not None:

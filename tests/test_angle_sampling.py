@@ -23,7 +23,12 @@ from openmm_physembed.sampling.angle_sampling import (
 )
 from openmm_physembed.sampling.bond_sampling import augment_frames, terminal_atoms
 from openmm_physembed.sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
-from openmm_physembed.stability.explain import angle_values_deg, bond_angles, bond_lengths
+from openmm_physembed.simulation.dynamics import Dynamics
+from openmm_physembed.stability.explain import (
+    angle_values_deg,
+    bond_angles,
+    bond_lengths,
+)
 
 KCAL_RAD2_TO_OPENMM = 2 * 4.184  # E = k (theta-theta0)^2 in kcal/mol/rad^2 -> E = k/2 (...)^2 in kJ/mol/rad^2
 GAFF_DAT_ANGLE_K = {"hc-c3-hc": 39.4, "c-c3-hc": 46.9, "c3-c-o": 67.4, "ca-ca-ha": 48.2, "ca-ca-ca": 66.6}
@@ -102,7 +107,7 @@ def test_bends_add_to_the_same_bond_modifications_and_cover_the_800K_angles(para
     # The 800 K ensemble (GAFF) against each training set: the bends must cut the angles it has
     # outside the training range, per frame, at least by half (measured: 5.9 -> 1.3 for paracetamol).
     hot = run_gas_phase_md(molecule, tmp_path / "hot", GasPhaseMDProtocol(
-        temperature_K=800.0, n_steps=50_000, frame_interval=100, n_frames=50, seed=3, charge_method="gasteiger"),
+        Dynamics(800.0, seed=3), n_steps=50_000, frame_interval=100, n_frames=50, charge_method="gasteiger"),
         progress=False).all_positions_nm()
     angles = bond_angles(np.array(molecule.bonds))
     hot_values = angle_values_deg(hot, angles)

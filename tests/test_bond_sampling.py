@@ -463,7 +463,7 @@ def test_run_augmentation_writes_the_training_files(paracetamol, source, tmp_pat
     monkeypatch.setattr(augment_module, "augment_frames", must_not_run)
     again = run_augmentation(molecule, reference.frames_path, out, seed=4, typing_source=source)
     assert again.reused and again.train_path == result.train_path
-    with pytest.raises(SamplingError, match=r"different settings \(seed\).*overwrite"):
+    with pytest.raises(SamplingError, match=r"different settings \(changed: seed\).*overwrite"):
         run_augmentation(molecule, reference.frames_path, out, seed=5, typing_source=source)
     monkeypatch.undo()
     replaced = run_augmentation(molecule, reference.frames_path, out, seed=5, typing_source=source, overwrite=True)

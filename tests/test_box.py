@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from openmm_physembed.chem.box import build_box, counts_from_mass_fractions, residue_names
+from openmm_physembed.chem.box import (
+    build_box,
+    counts_from_mass_fractions,
+    residue_names,
+)
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import BoxError
 from openmm_physembed.units import density_g_cm3

@@ -5,7 +5,11 @@ import pytest
 
 from openmm_physembed.chem.gaff import parameterize
 from openmm_physembed.chem.molecule import Molecule
-from openmm_physembed.stability.collapse import CollapseCriteria, detect_collapse, nonbonded_pairs
+from openmm_physembed.stability.collapse import (
+    CollapseCriteria,
+    detect_collapse,
+    nonbonded_pairs,
+)
 
 
 @pytest.fixture(scope="module")

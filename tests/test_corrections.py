@@ -15,13 +15,13 @@ import pytest
 
 from openmm_physembed.cli import main
 from openmm_physembed.errors import PhysEmbedError, PotentialError
-from openmm_physembed.testing import linear_response_density_run
 from openmm_physembed.potentials.corrections import (
     PUBLISHED_CORRECTIONS,
     CSOCorrection,
     choose_correction,
     file_sha256,
 )
+from openmm_physembed.testing import linear_response_density_run
 
 
 @pytest.fixture
@@ -152,11 +152,12 @@ def test_cli_options(models, tmp_path, capsys):
 def test_fit_a1_writes_a_correction_file_the_other_commands_accept(models, tmp_path, monkeypatch, capsys):
     """``physembed fit-a1`` (NPT runs replaced by an exact linear-response stand-in) writes correction.json
     with alpha, a1, s6, the model's sha256, liquid, temperature and density reached."""
-    from openmm_physembed.properties import a1_fit, density_commands
+    from openmm_physembed.properties.density import a1_fit
+    from openmm_physembed.properties.density import commands as density_commands
 
     ours, other = models
     monkeypatch.setattr(a1_fit, "run_density_task", functools.partial(linear_response_density_run, temperature_K=298.15))
-    monkeypatch.setattr(density_commands, "_setup", lambda args, spec, correction: None)
+    monkeypatch.setattr(density_commands, "liquid_setup_from_args", lambda args, spec, correction: None)
     out = tmp_path / "fit"
     target = 1.0 + 0.02 * 0.5  # a1 = 0.5
     assert main(["fit-a1", "--experiment", "EMC", "--model", str(ours), "--alpha", "-0.05", "--target", str(target),

@@ -17,12 +17,12 @@ from openmm import app  # noqa: E402
 
 from openmm_physembed.chem.molecule import Molecule  # noqa: E402
 from openmm_physembed.errors import PotentialError  # noqa: E402
-from openmm_physembed.potentials import d3  # noqa: E402
 from openmm_physembed.potentials.cso import (  # noqa: E402
     add_cso_correction,
     cso_energy_reference,
     cso_forces,
     cso_parameters,
+    d3,  # noqa: E402
     long_range_correction_kj_mol,
 )
 from openmm_physembed.testing import nve_energy_excursion  # noqa: E402

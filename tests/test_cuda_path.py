@@ -9,17 +9,19 @@ worker uses: ``test_executors.py``). ``benchmarks/gpu_check.py`` checks the same
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-import torch  # noqa: F401  - before anything that may import openmmtorch
-
 import openmm
+import pytest
+import torch  # noqa: F401  - before anything that may import openmmtorch
 from openmm import app, unit
 
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import PotentialError, SimulationError
 from openmm_physembed.potentials import mace_force
-from openmm_physembed.potentials.mace_force import add_mace_force, build_mace_module, set_torchscript_optimization
+from openmm_physembed.potentials.mace_force import (
+    add_mace_force,
+    build_mace_module,
+    set_torchscript_optimization,
+)
 from openmm_physembed.potentials.mace_module import mace_virial, module_device
 from openmm_physembed.simulation import platforms
 from openmm_physembed.testing import make_random_mace_model
@@ -108,7 +110,7 @@ def test_cueq_is_off_by_default_and_explicit_cueq_needs_cuda(monkeypatch, model6
     def no_conversion(*_):
         raise AssertionError("converted to cuEquivariance by default")
 
-    monkeypatch.setattr(mace_force, "_cueq_available", lambda: True)
+    monkeypatch.setattr(mace_force, "cueq_available", lambda: True)
     monkeypatch.setattr(mace_force, "_to_cueq", no_conversion)
     build_mace_module(model64, water.atomic_numbers)
     with pytest.raises(PotentialError, match="needs a CUDA device"):

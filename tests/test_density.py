@@ -4,19 +4,23 @@ import numpy as np
 import pytest
 
 from openmm_physembed.errors import PropertyError
-from openmm_physembed.properties.a1_fit import (
+from openmm_physembed.properties.density.a1_fit import (
     fit_a1_reweighting,
     pooled_samples,
     scan_a1,
     solve_linear_fit,
     weighted_linear_fit,
 )
-from openmm_physembed.properties.density import NPTProtocol, run_npt
-from openmm_physembed.properties.density_estimators import fluctuation_derivative, mbar_predict, production_window
+from openmm_physembed.properties.density.estimators import (
+    fluctuation_derivative,
+    mbar_predict,
+    production_window,
+)
+from openmm_physembed.properties.density.npt import NPTProtocol, run_npt
 from openmm_physembed.properties.estimates import Estimate
-from openmm_physembed.properties.tasks import LiquidSetup
-from openmm_physembed.properties.toy_liquids import argon_with_attraction
-from openmm_physembed.testing import linear_response_density_run
+from openmm_physembed.simulation.dynamics import Dynamics
+from openmm_physembed.simulation.liquid_setup import LiquidSetup
+from openmm_physembed.testing import argon_with_attraction, linear_response_density_run
 
 # A barostat move every 5 steps, not OpenMM's 25: the 125-atom box volume then decorrelates within
 # a few ps (30-90 effective samples per run instead of 3-30). With 3, the error bars themselves were
@@ -26,8 +30,8 @@ from openmm_physembed.testing import linear_response_density_run
 # 85 K and 1 bar those runs were supercooled, and one froze (box below twice the cutoff, N_eff 3).
 # 20 bar is well above the model's vapour pressure at 100 K (T* = 0.83: ~7 bar).
 TEMPERATURE_K, PRESSURE_BAR = 100.0, 20.0
-PROTOCOL = NPTProtocol(temperature_K=TEMPERATURE_K, pressure_bar=PRESSURE_BAR, n_steps=30_000, timestep_fs=5.0,
-                       report_interval=20, average_last_ps=120.0, barostat_interval=5, platform="CPU")
+PROTOCOL = NPTProtocol(Dynamics(TEMPERATURE_K, 5.0, pressure_bar=PRESSURE_BAR, barostat_interval=5, platform="CPU"),
+                       n_steps=30_000, report_interval=20, average_last_ps=120.0)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +49,19 @@ def scan(setup, tmp_path_factory):
 
 def test_density_is_liquid_argon_and_increases_with_a1(scan):
     densities = [run.density for run in scan.runs]
-    # Lennard-Jones liquid at T* = kT/eps = 0.83 near coexistence: rho* = rho sigma^3 / m ~ 0.78-0.79
-    # (Johnson, Zollweg & Gubbins, Mol. Phys. 1993, 78, 591), i.e. 1.31-1.33 g/cm3 for argon.
-    assert 1.29 < densities[0].value < 1.35
+    # At a1 = 0 the model is the Lennard-Jones fluid (cut at 0.80 nm = 2.35 sigma, with the long-range
+    # correction) at T* = kT/eps = 0.8348, P* = P sigma^3/eps = 0.04774. Equations of state of the full
+    # LJ fluid there give rho* = 0.7872 (Thol et al., J. Phys. Chem. Ref. Data 2016, 45, 023101),
+    # 0.7865 (Johnson, Zollweg & Gubbins, Mol. Phys. 1993, 78, 591), 0.7883 (Kolafa & Nezbeda 1994),
+    # computed once with teqp 0.23: 1.3227, 1.3217 and 1.3245 g/cm3 for argon. At a1 the model is
+    # again LJ, with eps' = eps (1 + 0.3 a1)^2 and sigma' = sigma (1 + 0.3 a1)^(-1/6), so the same
+    # equation of state (Thol) gives 1.3782 at a1 = 0.1 and 1.4307 at a1 = 0.2. Their own
+    # uncertainty, 0.003 g/cm3, covers the spread of the three equations and the cutoff/125-atom
+    # difference. Measured when written: 1.3224 +/- 0.0047, 1.3751 +/- 0.0055, 1.4233 +/- 0.0037.
+    # Allowed: 4 combined standard errors.
+    reference, reference_err = (1.3227, 1.3782, 1.4307), 0.003
+    for density, expected in zip(densities, reference):
+        assert abs(density.value - expected) < 4 * np.hypot(density.stderr, reference_err), (density, expected)
     assert all(0 < d.stderr < 0.02 for d in densities)
     assert densities[0].value < densities[1].value < densities[2].value
     assert scan.n_simulations == 3 and scan.simulated_ps == pytest.approx(3 * 150.0)
@@ -76,9 +90,16 @@ def test_mbar_predicts_an_unsampled_a1(scan):
     assert abs(at_low.observable.value - low.density.value) < 3 * low.density.stderr
 
 
-def test_scan_fit_brackets_its_own_runs(scan):
-    assert scan.linear_fit.slope.value > 0
-    assert 0.0 < scan.a1.value < 0.3 and scan.a1.stderr > 0
+def test_scan_fit_matches_the_lennard_jones_equation_of_state(scan):
+    # The same equation of state (see above) reaches 1.35 g/cm3 at a1 = 0.0484 (Thol 2016; JZG 0.0493,
+    # Kolafa-Nezbeda 0.0451) and its chord from a1 = 0 to 0.2 has slope 0.540 g/cm3 per a1 (0.551,
+    # 0.536). Reference uncertainties 0.003 (a1) and 0.01 (slope) cover that spread and the bias of a
+    # straight line through a slightly concave response (+0.002 in a1). Measured when written:
+    # slope 0.504 +/- 0.030, a1 0.0536 +/- 0.0064. Allowed: 4 combined standard errors.
+    slope = scan.linear_fit.slope
+    assert abs(slope.value - 0.540) < 4 * np.hypot(slope.stderr, 0.01)
+    assert scan.a1.stderr > 0
+    assert abs(scan.a1.value - 0.0484) < 4 * np.hypot(scan.a1.stderr, 0.003)
 
 
 def test_scan_solves_a_synthetic_linear_response():
@@ -142,7 +163,10 @@ def test_reweighting_fit_reaches_target_with_few_simulations(setup, tmp_path):
                                 min_effective_samples=30, tolerance_g_cm3=0.004)
     assert abs(result.final_density.value - 1.40) < 0.004 + 2 * result.final_density.stderr
     assert result.n_simulations <= 5
-    assert 0.02 < result.a1.value < 0.2
+    # The LJ equation of state (see test_density_is_liquid_argon...) reaches 1.40 g/cm3 at a1 = 0.1408
+    # (Thol 2016; JZG 0.1397, Kolafa-Nezbeda 0.1380; reference uncertainty 0.004). The fit stops within
+    # 0.004 g/cm3 of the target, i.e. 0.004 / 0.52 in a1, on top of 4 combined standard errors.
+    assert abs(result.a1.value - 0.1408) < 0.004 / 0.52 + 4 * np.hypot(result.a1.stderr, 0.004)
 
 
 def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
@@ -153,7 +177,7 @@ def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
     from openmm_physembed.chem.molecule import Molecule
     from openmm_physembed.executors import make_executor
     from openmm_physembed.potentials.corrected import CorrectedMACESystem
-    from openmm_physembed.properties.tasks import DensityTask, run_density_task
+    from openmm_physembed.properties.density.tasks import DensityTask, run_density_task
     from openmm_physembed.testing import make_random_mace_model
 
     model = make_random_mace_model(tmp_path / "m.model", atomic_numbers=(1, 6, 8), interaction_scale_ev=0.05)
@@ -169,8 +193,8 @@ def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
         return context.getState(getEnergy=True).getPotentialEnergy()._value
 
     assert energy(setup.system()) == pytest.approx(energy(corrected.system), rel=1e-10)
-    protocol = NPTProtocol(temperature_K=300.0, n_steps=60, timestep_fs=0.5, report_interval=5,
-                           average_last_ps=0.02, minimize=False, platform="CPU")
+    protocol = NPTProtocol(Dynamics(300.0, 0.5, pressure_bar=1.0, platform="CPU"), n_steps=60, report_interval=5,
+                           average_last_ps=0.02, minimize=False)
     task = DensityTask(setup, protocol, {"a1": 1.0}, tmp_path / "npt")
     with make_executor(max_workers=1) as executor:
         result = executor.submit(run_density_task, task).result()
@@ -182,7 +206,7 @@ def test_npt_on_the_callers_system_moves_the_box_and_leaves_the_system_as_it_was
     """The barostat lives in the caller's System for the run only; the box must really fluctuate."""
     system = setup.system()
     n_forces = system.getNumForces()
-    protocol = NPTProtocol(temperature_K=TEMPERATURE_K, pressure_bar=PRESSURE_BAR, n_steps=2000, timestep_fs=5.0,
+    protocol = NPTProtocol(Dynamics(TEMPERATURE_K, 5.0, pressure_bar=PRESSURE_BAR), n_steps=2000,
                            report_interval=20, average_last_ps=5.0)  # default platform: Reference for a small box
     for a1 in (0.0, 0.2):
         result = run_npt(system, setup.topology, setup.positions_nm, tmp_path / f"a1_{a1}", protocol,
@@ -195,7 +219,7 @@ def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweigh
     """With fewer effective samples than the limit at every a1, each new simulation must still move by
     one capped Newton step (it once re-ran the same a1 until max_simulations) and the fit must stop
     on a direct run within tolerance."""
-    from openmm_physembed.properties import a1_fit
+    from openmm_physembed.properties.density import a1_fit
 
     monkeypatch.setattr(a1_fit, "run_density_task", linear_response_density_run)
     true_a1, target = 2.5, 1.0 + 0.02 * 2.5
@@ -209,7 +233,11 @@ def test_reweighting_fit_steps_on_when_even_its_last_run_is_too_short_to_reweigh
 
 
 def test_wall_time_estimate_arithmetic_and_timing_run(setup):
-    from openmm_physembed.properties.wall_time import estimate_message, time_npt_step, worth_estimating
+    from openmm_physembed.properties.density.wall_time import (
+        estimate_message,
+        time_npt_step,
+        worth_estimating,
+    )
 
     paper = NPTProtocol()  # 1 ns at 1 fs
     # 10 ms/step: 1e6 steps = 1e4 s = 2.8 h per run; 4 runs on 2 workers = 2 rounds = 5.6 h.

@@ -15,7 +15,7 @@ import pytest
 from scipy.signal import lfilter
 
 from openmm_physembed.errors import PropertyError
-from openmm_physembed.properties.greenkubo import (
+from openmm_physembed.properties.viscosity.greenkubo import (
     PressureSeries,
     autocorrelation,
     double_exponential,
@@ -29,7 +29,10 @@ from openmm_physembed.properties.greenkubo import (
     viscosity_stacie,
     viscosity_time_decomposition,
 )
-from openmm_physembed.properties.pressure import tensor_to_voigt, voigt_to_tensor
+from openmm_physembed.properties.viscosity.pressure import (
+    tensor_to_voigt,
+    voigt_to_tensor,
+)
 from openmm_physembed.units import BAR_IN_KJ_PER_MOL_NM3, BOLTZMANN_KJ_PER_MOL_K
 
 
@@ -205,7 +208,10 @@ def test_viscosity_estimators_recover_a_known_viscosity_in_cp():
 
 
 def test_analysis_keeps_one_estimator_when_the_other_cannot_work():
-    from openmm_physembed.properties.viscosity import GreenKuboAnalysis, analyze_viscosity
+    from openmm_physembed.properties.viscosity.workflow import (
+        GreenKuboAnalysis,
+        analyze_viscosity,
+    )
 
     rng = np.random.default_rng(3)
     dt_ps = 0.005

@@ -12,7 +12,11 @@ from openmm_physembed.executors import SerialExecutor, make_executor
 from openmm_physembed.io import read_extxyz
 from openmm_physembed.labelling import dataset
 from openmm_physembed.labelling.dataset import label_structures, read_e0s
-from openmm_physembed.labelling.xtb import compute_e0s, ground_state_unpaired_electrons, xtb_single_point
+from openmm_physembed.labelling.xtb import (
+    compute_e0s,
+    ground_state_unpaired_electrons,
+    xtb_single_point,
+)
 from openmm_physembed.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 
 

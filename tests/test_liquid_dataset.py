@@ -9,7 +9,12 @@ import pytest
 from openmm_physembed.chem.box import build_box
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import PropertyError, SamplingError
-from openmm_physembed.sampling.liquid_frames import LiquidFramesProtocol, check_molecules_whole, rigid_volume_scan
+from openmm_physembed.sampling.liquid_frames import (
+    LiquidFramesProtocol,
+    check_molecules_whole,
+    rigid_volume_scan,
+)
+from openmm_physembed.simulation.dynamics import Dynamics
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +92,8 @@ def test_liquid_dataset_end_to_end_and_resume(tmp_path):
     from openmm_physembed.labelling.liquid_dataset import make_liquid_dataset
 
     box = build_box([Molecule.from_any("emc")], counts=[5], density_g_cm3=0.6, seed=2)
-    protocol = LiquidFramesProtocol(npt_ps=1.0, equilibration_ps=0.2, n_train=2, n_validation=1, n_test=1,
-                                    n_train_scanned=1, scan_factors=(0.98, 1.0, 1.03), seed=5)
+    protocol = LiquidFramesProtocol(Dynamics(pressure_bar=1.0, seed=5), npt_ps=1.0, equilibration_ps=0.2, n_train=2,
+                                    n_validation=1, n_test=1, n_train_scanned=1, scan_factors=(0.98, 1.0, 1.03))
     dataset = make_liquid_dataset(box, tmp_path, protocol, executor=None, progress=False)
     assert dataset.sizes == {"train": 2 + 2, "valid": 1, "test_scan": 3}
 
@@ -176,10 +181,17 @@ def scan_set(dmc_box, tmp_path_factory):
 
 
 def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(dmc_box, scan_set):
-    from openmm_physembed.potentials.corrections import CSOCorrection
-    from openmm_physembed.potentials.cso import cso_energy_reference, cso_parameters, long_range_correction_kj_mol
     from openmm_physembed.potentials.corrected import CorrectedMACESystem
-    from openmm_physembed.properties.volume_scan import evaluate_volume_scan, format_table
+    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.cso import (
+        cso_energy_reference,
+        cso_parameters,
+        long_range_correction_kj_mol,
+    )
+    from openmm_physembed.properties.density.volume_scan import (
+        evaluate_volume_scan,
+        format_table,
+    )
     from openmm_physembed.units import KJ_PER_MOL_PER_EV
 
     model, directory, structures = scan_set
@@ -223,7 +235,7 @@ def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(
 def test_volume_scan_refuses_an_unlabelled_file(scan_set, tmp_path):
     from openmm_physembed.io import write_extxyz
     from openmm_physembed.potentials.corrections import CSOCorrection
-    from openmm_physembed.properties.volume_scan import evaluate_volume_scan
+    from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
 
     model, directory, structures = scan_set
     bare = [a.copy() for a in structures]

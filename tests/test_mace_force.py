@@ -10,18 +10,25 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
-
-import torch  # noqa: F401  - before anything that may import openmmtorch
-
 import openmm
+import pytest
+import torch  # noqa: F401  - before anything that may import openmmtorch
 from openmm import app, unit
 
 from openmm_physembed.chem.box import build_box
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import PotentialError
-from openmm_physembed.potentials.mace_force import MACEModelInfo, add_mace_force, build_mace_module, load_mace_model
-from openmm_physembed.potentials.mace_module import inline_forward, mace_virial, replica_grid
+from openmm_physembed.potentials.mace_force import (
+    MACEModelInfo,
+    add_mace_force,
+    build_mace_module,
+    load_mace_model,
+)
+from openmm_physembed.potentials.mace_module import (
+    inline_forward,
+    mace_virial,
+    replica_grid,
+)
 from openmm_physembed.testing import make_random_mace_model
 from openmm_physembed.units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
 
@@ -404,5 +411,5 @@ def test_md_command_runs_and_resumes(tmp_path, model64):
     assert list(steps) == [5, 10, 15, 20]
     frame = np.load(chunks[-1])
     assert frame["positions_nm"].shape == (2, 40, 3) and np.all(np.isfinite(frame["potential_kj_mol"]))
-    assert read_json(out / "run.json")["n_steps"] == 20
+    assert read_json(out / "run.json")["state"]["n_steps"] == 20
     assert main(["md", str(tmp_path / "missing.model"), "paracetamol", "-o", str(tmp_path / "x")]) == 2

@@ -13,11 +13,9 @@ import warnings
 from importlib.metadata import entry_points
 
 import numpy as np
-import pytest
-
-import torch  # noqa: F401  - before anything that may import openmmtorch
-
 import openmm
+import pytest
+import torch  # noqa: F401  - before anything that may import openmmtorch
 from openmm import app, unit
 
 from openmm_physembed.chem.box import build_box

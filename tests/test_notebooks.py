@@ -1,6 +1,5 @@
 """The notebooks run end to end on tiny settings, so they never rot."""
 
-import os
 from pathlib import Path
 
 import pytest

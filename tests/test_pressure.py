@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from openmm_physembed.errors import PropertyError
-from openmm_physembed.properties.pressure import (
+from openmm_physembed.properties.viscosity.pressure import (
     FiniteDifferencePressureTensor,
     PressureTensorProvider,
     available_pressure_providers,
@@ -22,6 +22,7 @@ from openmm_physembed.properties.pressure import (
     register_pressure_provider,
     voigt_to_tensor,
 )
+from openmm_physembed.simulation.dynamics import Dynamics
 from openmm_physembed.units import BAR_IN_KJ_PER_MOL_NM3
 
 openmm = pytest.importorskip("openmm")
@@ -278,7 +279,7 @@ def test_provider_registry():
 def test_sampling_does_not_perturb_the_trajectory():
     from openmm import app
 
-    from openmm_physembed.properties.viscosity import PressureTensorReporter
+    from openmm_physembed.properties.viscosity.workflow import PressureTensorReporter
 
     system, topology, positions, box = argon(150)
     FiniteDifferencePressureTensor().prepare_system(system)
@@ -306,7 +307,7 @@ def _block_stderr(x, n_blocks=10):
 
 
 def _argon_setup(n_atoms=150):
-    from openmm_physembed.properties.tasks import LiquidSetup
+    from openmm_physembed.simulation.liquid_setup import LiquidSetup
 
     system, topology, positions, box = argon(n_atoms)
     context = _context(system, positions, openmm.LangevinMiddleIntegrator(120.0, 5.0, 0.008), platform="CPU",
@@ -316,11 +317,15 @@ def _argon_setup(n_atoms=150):
 
 
 def test_short_nvt_run_gives_consistent_components(tmp_path):
-    from openmm_physembed.properties.viscosity import ViscosityProtocol, ViscosityTask, run_viscosity_replica
+    from openmm_physembed.properties.viscosity.workflow import (
+        ViscosityProtocol,
+        ViscosityTask,
+        run_viscosity_replica,
+    )
 
     setup = _argon_setup()
-    protocol = ViscosityProtocol(temperature_K=86.5, timestep_fs=8.0, n_steps=6000, equilibration_steps=1000,
-                                 sample_interval=4, n_replicas=1, platform="CPU", checkpoint_interval_s=0.5)
+    protocol = ViscosityProtocol(Dynamics(86.5, 8.0, "nose-hoover", platform="CPU"), n_steps=6000,
+                                 equilibration_steps=1000, sample_interval=4, n_replicas=1, checkpoint_interval_s=0.5)
     task = ViscosityTask(setup, setup.positions_nm, setup.box_vectors_nm, protocol, tmp_path / "replica")
     run = run_viscosity_replica(task)
     p = run.series.pressure_bar
@@ -331,7 +336,11 @@ def test_short_nvt_run_gives_consistent_components(tmp_path):
     assert np.all(np.abs(mean[3:]) < 4 * stderr[3:] + 1.0), (mean, stderr)
     for a, b in ((0, 1), (0, 2), (1, 2)):
         assert abs(mean[a] - mean[b]) < 4 * np.hypot(stderr[a], stderr[b]) + 1.0
-    assert run.mean_temperature_K == pytest.approx(86.5, rel=0.05)
+    # Equipartition: the thermostat's 86.5 K. The kinetic temperature of 150 atoms fluctuates by
+    # T sqrt(2 / (3N)) = 5.77 K; 20 replicas of 32 ps (the workflow test's) had means with a spread of
+    # 0.85 K, i.e. 46 independent samples per 32 ps, so 69 in these 48 ps: standard error 0.69 K.
+    # Allowed: 4 standard errors.
+    assert abs(run.mean_temperature_K - 86.5) < 4 * 86.5 * np.sqrt(2 / (3 * 150)) / np.sqrt(69)
     assert 0.0 < run.sampling_cost_fraction < 1.0
     assert (tmp_path / "replica" / "replica.json").is_file()
     # A second call reloads the finished run instead of recomputing it.
@@ -342,8 +351,8 @@ def test_short_nvt_run_gives_consistent_components(tmp_path):
 def test_viscosity_workflow_end_to_end(tmp_path):
     from openmm_physembed.executors import SerialExecutor
     from openmm_physembed.io import read_json
-    from openmm_physembed.properties.plots import plot_viscosity
-    from openmm_physembed.properties.viscosity import (
+    from openmm_physembed.properties.viscosity.plots import plot_viscosity
+    from openmm_physembed.properties.viscosity.workflow import (
         GreenKuboAnalysis,
         ViscosityProtocol,
         choose_start_frames,
@@ -351,18 +360,26 @@ def test_viscosity_workflow_end_to_end(tmp_path):
     )
 
     setup = _argon_setup()
-    protocol = ViscosityProtocol(temperature_K=86.5, timestep_fs=8.0, n_steps=4000, equilibration_steps=500,
-                                 sample_interval=5, n_replicas=2, platform="CPU")
+    protocol = ViscosityProtocol(Dynamics(86.5, 8.0, "nose-hoover", platform="CPU"), n_steps=4000,
+                                 equilibration_steps=500, sample_interval=5, n_replicas=2)
     frames = np.stack([setup.positions_nm, setup.positions_nm + 0.01])
     boxes = np.stack([setup.box_vectors_nm] * 2)
     result = run_viscosity(setup, frames, boxes, tmp_path / "gk", protocol, GreenKuboAnalysis(n_segments=2),
                            executor=SerialExecutor(), progress=False)
     assert result.stacie.unit == result.time_decomposition.unit == "cP"
-    # Liquid argon near its triple point is about 0.3 cP; 64 ps of data only brackets it loosely.
-    for estimate in (result.stacie, result.time_decomposition):
-        assert 0.1 < estimate.value < 0.6 and 0 < estimate.stderr < estimate.value
+    # The LJ fluid at T* = 0.722, rho* = 0.8442, r_c = 2.5 sigma has eta* = 3.239 +/- 0.025, i.e.
+    # 0.2926 cP for this argon (benchmarks/lj_viscosity.py; 2 ns with this library: 0.299 +/- 0.013).
+    # 2 x 32 ps of 150 atoms is far too short for that: both estimators come out low. The reference
+    # is therefore this very protocol, run once with seeds 1-9 and 2024 (code of commit 4d9e26c): STACIE
+    # 0.210 (mean of 10) with a spread of 0.019 per run, time decomposition 0.245 with 0.041.
+    # Allowed: 4 x (per-run spread (+) error of the 10-run mean); a Green-Kubo prefactor a factor 2
+    # off, or sqrt(2) too high, fails STACIE's check. The reported error bar must match the measured spread
+    # within a factor of 2 (reported when written: 0.014-0.022 and 0.023-0.044).
+    for estimate, (mean, spread) in ((result.stacie, (0.210, 0.019)), (result.time_decomposition, (0.245, 0.041))):
+        assert abs(estimate.value - mean) < 4 * spread * np.sqrt(1 + 1 / 10), estimate
+        assert spread / 2 < estimate.stderr < 2 * spread, estimate
     assert len(result.replicas) == 2 and result.details.time_decomposition.n_curves == 20
-    assert sorted(r.frame_index for r in result.replicas) == sorted(choose_start_frames(2, 2, protocol.seed))
+    assert sorted(r.frame_index for r in result.replicas) == sorted(choose_start_frames(2, 2, protocol.dynamics.seed))
     stored = read_json(tmp_path / "gk" / "viscosity.json")
     assert stored["viscosity_cP"]["stacie"]["value"] == pytest.approx(result.stacie.value)
     assert stored["replicas"][0]["n_samples"] == 800
@@ -373,12 +390,11 @@ def test_viscosity_workflow_end_to_end(tmp_path):
 
 
 def test_npt_frames_for_the_viscosity_workflow(tmp_path):
-    from openmm_physembed.properties.density import NPTProtocol
-    from openmm_physembed.properties.viscosity import run_npt_frames
+    from openmm_physembed.properties.density.npt import NPTProtocol
+    from openmm_physembed.properties.viscosity.workflow import run_npt_frames
 
     setup = _argon_setup()
-    npt = NPTProtocol(temperature_K=86.5, pressure_bar=1.0, timestep_fs=8.0, n_steps=1000, minimize=False,
-                      platform="CPU")
+    npt = NPTProtocol(Dynamics(86.5, 8.0, pressure_bar=1.0, platform="CPU"), n_steps=1000, minimize=False)
     positions, boxes = run_npt_frames(setup, tmp_path, npt, frame_interval=100, last_ps=4.0, progress=False)
     assert positions.shape == (6, 150, 3) and boxes.shape == (6, 3, 3)
     assert len({round(float(np.linalg.det(b)), 6) for b in boxes}) > 1  # the barostat moved the box

@@ -5,8 +5,12 @@ import pytest
 
 from openmm_physembed.chem.gaff import parameterize
 from openmm_physembed.chem.molecule import Molecule
+from openmm_physembed.simulation.dynamics import Dynamics
 from openmm_physembed.stability import replica_md
-from openmm_physembed.stability.replica_md import ReplicaMDSettings, run_replica_stability
+from openmm_physembed.stability.replica_md import (
+    ReplicaMDSettings,
+    run_replica_stability,
+)
 from openmm_physembed.testing import make_random_mace_model
 
 
@@ -25,8 +29,8 @@ def molecule_data(tmp_path_factory):
 
 def _run(data, out, starts=None, velocities=None, n_steps=40, **kw):
     molecule, model, bonds, r0, default_starts = data
-    settings = ReplicaMDSettings(n_steps=n_steps, check_interval=10, dtype="float64", integrator="verlet",
-                                 timestep_fs=0.5, **kw)
+    settings = ReplicaMDSettings(Dynamics(800.0, 0.5, "verlet"), n_steps=n_steps, check_interval=10, dtype="float64",
+                                 **kw)
     starts = default_starts if starts is None else starts
     if velocities is None:
         velocities = replica_md._maxwell_boltzmann(molecule.masses_amu, len(starts), 300.0, seed=1)
@@ -77,8 +81,7 @@ def test_killed_run_resumes_to_the_same_result(molecule_data, tmp_path, monkeypa
 
     monkeypatch.setattr(replica_md, "detect_collapse", killing_detector)
     molecule, model, bonds, r0, starts = molecule_data
-    settings = ReplicaMDSettings(n_steps=60, check_interval=10, dtype="float64", integrator="verlet",
-                                 timestep_fs=0.5)
+    settings = ReplicaMDSettings(Dynamics(800.0, 0.5, "verlet"), n_steps=60, check_interval=10, dtype="float64")
     velocities = replica_md._maxwell_boltzmann(molecule.masses_amu, 3, 300.0, seed=1)
     with pytest.raises(KeyboardInterrupt):
         run_replica_stability(model, molecule.symbols, molecule.masses_amu, bonds, r0, starts, tmp_path / "b",

@@ -5,14 +5,20 @@ import pytest
 
 from openmm_physembed.chem.gaff import parameterize
 from openmm_physembed.chem.molecule import Molecule
-from openmm_physembed.simulation.runner import ArrayRecorder, is_complete, positions_sampler, run_checkpointed
-from openmm_physembed.simulation.setup import langevin_integrator, make_simulation
+from openmm_physembed.simulation.dynamics import Dynamics
+from openmm_physembed.simulation.runner import (
+    ArrayRecorder,
+    is_complete,
+    positions_sampler,
+    run_checkpointed,
+)
+from openmm_physembed.simulation.setup import make_simulation
 
 
 def _simulation():
     molecule = Molecule.from_name("ec")
     params = parameterize(molecule, charge_method="gasteiger")
-    integrator = langevin_integrator(300.0, 1.0, 1.0, seed=11)
+    integrator = Dynamics(300.0, 1.0, seed=11).integrator()
     simulation = make_simulation(params.create_system(), params.topology, molecule.positions_nm, integrator,
                                  platform="Reference")
     simulation.context.setVelocitiesToTemperature(300.0, 11)

@@ -64,14 +64,16 @@ def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
 
 def test_md_progress_counts_collapsed_starts_as_covered(tmp_path):
     from openmm_physembed.io import write_json
+    from openmm_physembed.simulation.dynamics import Dynamics
     from openmm_physembed.stability.pipeline import _md_progress
+    from openmm_physembed.stability.replica_md import ReplicaMDSettings
 
-    settings = {"n_steps": 1000, "timestep_fs": 1.0}
+    settings = ReplicaMDSettings(Dynamics(800.0, 1.0), n_steps=1000)
     jobs = [{"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "a")},
             {"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "b")},
             {"starts": [0] * 4, "settings": settings, "out_dir": str(tmp_path / "c")}]
-    write_json(tmp_path / "a" / "replica_run.json", {"step": 500, "n_active": 3, "outcomes": {
-        "1": {"stable": False}}})
+    write_json(tmp_path / "a" / "replica_run.json", {"state": {"step": 500, "n_active": 3, "outcomes": {
+        "1": {"stable": False}}}})
     finished = [{"stable": True}] * 3 + [{"stable": False}]
     covered, collapsed = _md_progress(jobs, [None, finished, None])
     # a: 3 running starts at 0.5 ps + 1 collapsed start counted whole; b: finished; c: not started.

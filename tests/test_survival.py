@@ -7,7 +7,12 @@ import pytest
 
 from openmm_physembed.stability import survival
 from openmm_physembed.stability.explain import explain_collapse, training_bond_ranges
-from openmm_physembed.stability.report import compare_arms, per_seed, summarize, wilson_interval
+from openmm_physembed.stability.report import (
+    compare_arms,
+    per_seed,
+    summarize,
+    wilson_interval,
+)
 
 # Freireich et al. (Blood 1963) 6-MP vs placebo remission times in weeks, the textbook data set of
 # Kaplan-Meier and log-rank (Gehan 1965; Kleinbaum & Klein, Survival Analysis, ch. 2).
@@ -113,6 +118,63 @@ def test_wilson_interval_textbook_values():
     # Newcombe (Stat Med 1998) table: 0/10 -> 0-0.2775, 5/10 -> 0.2366-0.7634.
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
     assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    # 0/20 -> upper 0.161 (at k = 0 the upper limit is z^2 / (n + z^2) = 3.8415 / 23.8415);
+    # 5/20 -> 0.112-0.469 (the usual textbook example of the score interval, Newcombe's method 3).
+    assert wilson_interval(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
+    assert wilson_interval(5, 20) == pytest.approx((0.1119, 0.4687), abs=1e-4)
+
+
+@pytest.mark.parametrize("k, n", [(0, 1), (1, 1), (0, 20), (5, 20), (20, 20), (3, 50), (37, 120), (0, 120)])
+@pytest.mark.parametrize("confidence", [0.90, 0.95, 0.99])
+def test_wilson_interval_is_the_closed_form_and_scipys(k, n, confidence):
+    from scipy.stats import binomtest, norm
+
+    # Wilson (J. Am. Stat. Assoc. 1927, 22, 209): centre (k + z^2/2) / (n + z^2),
+    # half-width z / (n + z^2) sqrt(k (n - k) / n + z^2 / 4).
+    z = norm.ppf(0.5 + confidence / 2)
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * np.sqrt(k * (n - k) / n + z * z / 4)
+    low, high = wilson_interval(k, n, confidence)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    assert (low, high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_wilson_interval_of_no_trajectories_is_uninformative():
+    # n = 0 has no information: the whole [0, 1] (scipy's binomtest refuses n = 0).
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_report_survival_curve_hand_worked():
+    """Kaplan-Meier of 6 trajectories of 10 ps: collapses at 2, 5, 5, 8 ps, two stable (censored at 10).
+
+    At risk / collapsed: t=2: 6/1 -> S = 5/6; t=5: 5/2 -> S = 5/6 * 3/5 = 1/2; t=8: 3/1 -> S = 1/3,
+    held to the end of the test. Log-log band at t=5 by hand (Kalbfleisch & Prentice): Greenwood sum
+    1/(6*5) + 2/(5*3) = 1/6, se of log(-log S) = sqrt(1/6) / ln 2 = 0.5890, so the band is
+    S^exp(+-1.96 * 0.5890) = (0.5^3.1724, 0.5^0.3152) = (0.1109, 0.8037).
+    """
+    from openmm_physembed.stability.report import survival_curve
+
+    steps = [2000, 5000, 5000, 8000]  # 1 fs steps
+    records = ([{"stable": False, "collapse_step": s} for s in steps]
+               + [{"stable": True, "collapse_step": None}] * 2)
+    curve = survival_curve(records, test_ps=10.0, timestep_fs=1.0)
+    np.testing.assert_allclose(curve.time_ps, [0.0, 2.0, 5.0, 8.0, 10.0])
+    np.testing.assert_allclose(curve.survival, [1.0, 5 / 6, 1 / 2, 1 / 3, 1 / 3], rtol=1e-12)
+    assert (curve.low[2], curve.high[2]) == pytest.approx((0.1109, 0.8037), abs=1e-4)
+    assert np.all(curve.low <= curve.survival) and np.all(curve.survival <= curve.high)
+
+
+def test_kaplan_meier_hand_worked_with_interior_censoring():
+    # Times 1, 2+, 3, 4+, 5 (+ censored): S(1) = 4/5, S(3) = 4/5 * 2/3 = 8/15, S(5) = 8/15 * 0/1 = 0;
+    # censored times leave S unchanged.
+    curve = survival.kaplan_meier([1.0, 2.0, 3.0, 4.0, 5.0], [True, False, True, False, True])
+    k = np.searchsorted(curve.time_ps, [0.5, 1.0, 2.5, 3.0, 4.5, 5.0], side="right") - 1
+    np.testing.assert_allclose(curve.survival[k], [1.0, 0.8, 0.8, 8 / 15, 8 / 15, 0.0], rtol=1e-12)
+    # No collapse at all: survival 1 throughout, up to the longest trajectory.
+    none = survival.kaplan_meier([3.0, 3.0], [False, False])
+    np.testing.assert_array_equal(none.survival, [1.0, 1.0])
+    assert none.time_ps[-1] == 3.0
 
 
 def _records(method, seed, times, collapsed, test_ps):
@@ -152,7 +214,11 @@ def test_explanation_names_the_bond_and_its_training_range():
 
 
 def test_explanation_names_an_angle_outside_its_training_range():
-    from openmm_physembed.stability.explain import angle_values_deg, bond_angles, training_angle_ranges
+    from openmm_physembed.stability.explain import (
+        angle_values_deg,
+        bond_angles,
+        training_angle_ranges,
+    )
 
     bonds = np.array([[0, 1], [0, 2]])  # a water-like H-O-H
     angles = bond_angles(bonds)

@@ -276,14 +276,16 @@ def test_swa_returns_the_stage_two_model(dataset, tmp_path):
 def test_a_resumed_run_keeps_its_cuequivariance_choice(tmp_path):
     """mace converts to cueq before loading the checkpoint (strict=False): a flip would half-load it."""
     from openmm_physembed.errors import TrainingError
-    from openmm_physembed.io import write_json
-    from openmm_physembed.training.mace_train import _keep_cueq_choice
+    from openmm_physembed.training.mace_train import _check_settings, _job, _keep_cueq_choice
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "x_run-0_epoch-3.pt").write_bytes(b"")
-    write_json(tmp_path / "settings.json", {"max_num_epochs": 5})  # started without cueq
+    _check_settings(tmp_path, {"max_num_epochs": 5})  # started without cueq
     resumed = _keep_cueq_choice(tmp_path, {"max_num_epochs": 5, "device": "cuda", "enable_cueq": True})
     assert "enable_cueq" not in resumed
-    write_json(tmp_path / "settings.json", {"max_num_epochs": 5, "enable_cueq": True})  # started with cueq
+    with pytest.raises(TrainingError, match="changed: enable_cueq"):  # a started run refuses other settings
+        _check_settings(tmp_path, {"max_num_epochs": 5, "enable_cueq": True})
+    _check_settings(tmp_path, {"max_num_epochs": 5, "device": "cuda"})  # the device may change on resume
+    _job(tmp_path, {"max_num_epochs": 5, "enable_cueq": True}).open(overwrite=True)  # started with cueq
     with pytest.raises(TrainingError, match="cuEquivariance"):
         _keep_cueq_choice(tmp_path, {"max_num_epochs": 5, "device": "cpu"})

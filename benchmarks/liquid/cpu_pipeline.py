@@ -42,10 +42,10 @@ def run(command: list[str], timings: dict, name: str) -> None:
 
 def time_smoke_step(model: str, n_molecules: int) -> dict:
     """Seconds per MACE+CSO NPT step of the smoke box, corrected, timed apart from setup and compile."""
-    from openmm_physembed.properties.density import NPTProtocol
+    from openmm_physembed.properties.density.npt import NPTProtocol
+    from openmm_physembed.properties.density.wall_time import time_npt_step
     from openmm_physembed.properties.experimental import lookup
     from openmm_physembed.properties.liquid import LiquidSpec, build_liquid_setup
-    from openmm_physembed.properties.wall_time import time_npt_step
 
     spec = LiquidSpec.from_experiment(lookup("EMC", 298.15), n_molecules)
     setup = build_liquid_setup(spec, model_path=model, alpha=PUBLISHED_ALPHA, a1=PUBLISHED_A1, cso_cutoff_nm=0.55,

@@ -34,9 +34,18 @@ def main(argv=None) -> int:
     from openmm_physembed.chem.gaff import parameterize
     from openmm_physembed.chem.molecule import Molecule
     from openmm_physembed.io import read_extxyz
-    from openmm_physembed.sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
+    from openmm_physembed.sampling.reference_md import (
+        GasPhaseMDProtocol,
+        run_gas_phase_md,
+    )
+    from openmm_physembed.simulation.dynamics import Dynamics
     from openmm_physembed.stability.explain import (
-        angle_values_deg, bond_angles, bond_lengths, training_angle_ranges, training_bond_ranges)
+        angle_values_deg,
+        bond_angles,
+        bond_lengths,
+        training_angle_ranges,
+        training_bond_ranges,
+    )
 
     run_dir = Path(args.run_dir)
     molecule = Molecule.from_any(args.molecule)
@@ -45,7 +54,7 @@ def main(argv=None) -> int:
     bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)
     angles = bond_angles(bonds)
     hot = run_gas_phase_md(molecule, run_dir / f"coverage_gaff_{args.temperature:g}K", GasPhaseMDProtocol(
-        temperature_K=args.temperature, n_steps=int(args.ps * 1000), frame_interval=100, n_frames=50, seed=7),
+        Dynamics(args.temperature, seed=7), n_steps=int(args.ps * 1000), frame_interval=100, n_frames=50),
         progress=True).all_positions_nm()
     hot_lengths = bond_lengths(hot, bonds) * 10.0
     hot_angles = angle_values_deg(hot, angles)

@@ -69,14 +69,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--platform", default=None, help="OpenMM platform of the MLFF MD")
     args = parser.parse_args(argv)
 
+    import shutil
+
     from openmm_physembed import Molecule, run_stability
     from openmm_physembed.executors import make_executor
     from openmm_physembed.io import write_json
     from openmm_physembed.stability.plots import plot_collapse_bars
     from openmm_physembed.stability.protocol import get_protocol
-
-    import shutil
-
     from openmm_physembed.stability.report import molecule_summary
 
     protocol = get_protocol(args.preset)

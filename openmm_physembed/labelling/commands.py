@@ -77,7 +77,7 @@ def _register_liquid_dataset(subparsers) -> None:
     add_composition_options(data, default_n_molecules=10)
     data.add_argument("-o", "--out", default=None, help="output directory (default runs/<liquid>_dataset)")
     data.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
-    data.add_argument("--pressure", type=float, default=d.pressure_bar, help="bar")
+    data.add_argument("--pressure", type=float, default=d.dynamics.pressure_bar, help="bar")
     data.add_argument("--npt-ps", type=float, default=d.npt_ps, help="GAFF NPT length (default %(default)s)")
     data.add_argument("--equilibration-ps", type=float, default=d.equilibration_ps)
     data.add_argument("--n-train", type=int, default=d.n_train, help="NPT frames for training")
@@ -87,7 +87,7 @@ def _register_liquid_dataset(subparsers) -> None:
                       help="training frames whose scans are added to the training set")
     data.add_argument("--scan-factors", type=float, nargs="+", default=list(d.scan_factors),
                       help="linear box scale factors (default %(default)s)")
-    data.add_argument("--seed", type=int, default=d.seed)
+    data.add_argument("--seed", type=int, default=d.dynamics.seed)
     data.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
     data.add_argument("--platform", default=None, help="OpenMM platform of the GAFF NPT")
     data.add_argument("--no-progress", action="store_true")
@@ -101,14 +101,16 @@ def _liquid_dataset(args: argparse.Namespace) -> int:
 
     from ..cli_common import composition_from_args, liquid_name, liquid_temperature
     from ..sampling.liquid_frames import LiquidFramesProtocol
+    from ..simulation.dynamics import Dynamics
     from .liquid_dataset import make_liquid_dataset
 
     spec, experiment = composition_from_args(args)
+    dynamics = Dynamics(temperature_K=liquid_temperature(args, experiment), pressure_bar=args.pressure,
+                        seed=args.seed, platform=args.platform)
     protocol = LiquidFramesProtocol(
-        temperature_K=liquid_temperature(args, experiment), pressure_bar=args.pressure, npt_ps=args.npt_ps,
-        equilibration_ps=args.equilibration_ps, n_train=args.n_train, n_validation=args.n_valid,
-        n_test=args.n_test, n_train_scanned=args.n_train_scanned, scan_factors=tuple(args.scan_factors),
-        seed=args.seed, platform=args.platform)
+        dynamics, npt_ps=args.npt_ps, equilibration_ps=args.equilibration_ps, n_train=args.n_train,
+        n_validation=args.n_valid, n_test=args.n_test, n_train_scanned=args.n_train_scanned,
+        scan_factors=tuple(args.scan_factors))
     box = spec.pack(args.charge_method, args.cache_dir)
     out = Path(args.out or f"runs/{liquid_name(args, spec)}_dataset")
     print(f"{'+'.join(f'{n} {m.name}' for m, n in zip(box.molecules, box.counts))}: {box.n_atoms} atoms, "

@@ -42,6 +42,9 @@ import numpy as np
 from ..errors import LabellingError
 from ..io import atomic_path, read_extxyz, read_json, write_extxyz, write_json
 from .xtb import (
+    DEFAULT_BACKEND,
+    DEFAULT_MAX_ITERATIONS,
+    DEFAULT_RETRY_TEMPERATURES_K,
     METHOD,
     SCFNotConverged,
     XTBSettings,
@@ -50,9 +53,6 @@ from .xtb import (
     compute_e0s,
     limit_threads_in_worker,
     single_point_with_retries,
-    DEFAULT_BACKEND,
-    DEFAULT_MAX_ITERATIONS,
-    DEFAULT_RETRY_TEMPERATURES_K,
 )
 
 ENERGY_KEY = "REF_energy"

@@ -27,6 +27,7 @@ import numpy as np
 from ..io import read_json, write_extxyz, write_json
 from ..sampling.liquid_frames import LiquidFramesProtocol, make_liquid_frames
 
+
 @dataclass(frozen=True)
 class LiquidDataset:
     out_dir: Path

@@ -30,7 +30,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import LabellingError
-from ..units import BOHR_IN_ANGSTROM, BOLTZMANN_KJ_PER_MOL_K, HARTREE_IN_EV, KJ_PER_MOL_PER_HARTREE
+from ..units import (
+    BOHR_IN_ANGSTROM,
+    BOLTZMANN_KJ_PER_MOL_K,
+    HARTREE_IN_EV,
+    KJ_PER_MOL_PER_HARTREE,
+)
 
 METHOD = "GFN2-xTB"
 DEFAULT_BACKEND = "xtb-python"

@@ -28,7 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..chem.graph import connected_components_of
 from ..errors import PotentialError
+from ..torch_device import cueq_available, resolve_device
 from ..units import KJ_PER_MOL_PER_EV, NM_PER_ANGSTROM
 
 #: Gas-phase molecules up to this many modelled atoms use the all-pairs neighbour search:
@@ -137,9 +139,8 @@ def load_mace_model(model_path, device: str = "cpu"):
 
     Raises :class:`PotentialError` for a missing file or one that is not a MACE model.
     """
-    import torch
-
     import mace  # noqa: F401  - unpickling needs mace's classes; mace before e3nn
+    import torch
 
     path = Path(model_path)
     if not path.is_file():
@@ -188,7 +189,7 @@ def _resolve_device(device) -> str:
     # Never "cuda because torch sees a GPU": openmm-torch's CUDA kernel moves the module to
     # cuda:DeviceIndex itself, but its Reference/CPU kernel never moves it, so a module built on
     # CUDA fails in a CPU Context ("Expected all tensors to be on the same device").
-    return "cpu" if device is None else str(device)
+    return resolve_device(device, default="cpu")
 
 
 def openmm_has_cuda() -> bool:
@@ -205,15 +206,6 @@ def default_mace_dtype() -> str:
     on the CPU float64 costs little and keeps forces exact to round-off.
     """
     return "float32" if openmm_has_cuda() else "float64"
-
-
-def _cueq_available() -> bool:
-    try:
-        import cuequivariance  # noqa: F401
-        import cuequivariance_torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _to_cueq(model, device: str):
@@ -243,7 +235,7 @@ def _replica_ids(replicas, topology, atoms: np.ndarray, n_particles: int) -> np.
                     "replicas='molecule' needs bonds in the topology, and it has none; "
                     "use replicas='residue' or pass replica ids"
                 )
-            ids = _connected_components(n_particles, bonds)[atoms]
+            ids = connected_components_of(n_particles, bonds)[atoms]
         else:
             raise PotentialError(f"replicas must be 'none', 'molecule', 'residue' or an array of ids, got {replicas!r}")
     else:
@@ -259,22 +251,6 @@ def _replica_ids(replicas, topology, atoms: np.ndarray, n_particles: int) -> np.
     if ids.max(initial=0) == 0:
         return None
     return ids.astype(np.int64)
-
-
-def _connected_components(n: int, bonds: Sequence[tuple[int, int]]) -> np.ndarray:
-    parent = np.arange(n)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in bonds:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(n)])
 
 
 def _box_widths_nm(system, topology) -> np.ndarray:
@@ -352,7 +328,7 @@ def build_mace_module(
     else:
         raise PotentialError(f"MACE model has no head {head!r}; it has {', '.join(info.heads)}")
 
-    if use_cueq and not _cueq_available():
+    if use_cueq and not cueq_available():
         raise PotentialError("use_cueq=True but cuequivariance / cuequivariance_torch are not installed")
     if use_cueq and not device.startswith("cuda"):
         raise PotentialError(f"use_cueq=True needs a CUDA device (device='cuda'), got {device!r}")

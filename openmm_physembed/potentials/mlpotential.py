@@ -98,7 +98,12 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
         """Add the MACE TorchForce (and the CSO forces when ``correction`` is given) to ``system``."""
         from .corrections import choose_correction
         from .cso import DEFAULT_CUTOFF_NM, add_cso_correction, length_nm
-        from .mace_force import ENERGY_TYPES, MACEModelInfo, add_mace_force, resolve_dtype
+        from .mace_force import (
+            ENERGY_TYPES,
+            MACEModelInfo,
+            add_mace_force,
+            resolve_dtype,
+        )
 
         unknown = sorted(set(args) - set(_EMBEDDING_OPTIONS))
         if unknown:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 from ..chem.box import build_box
 from ..chem.molecule import Molecule
+from ..simulation.liquid_setup import LiquidSetup
 from .experimental import ExperimentalLiquid
-from .tasks import LiquidSetup
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@
   sampling, per angle type k, thermal width and both segments);
 - ``bond_length_distributions.png``: per bond type, lengths over the reference frames vs over
   the written set (train + valid);
-- ``augmentation.json``: the settings and the file list, written last: its presence marks a
-  finished run. Rerunning with identical settings returns the existing files; different
-  settings are refused unless ``overwrite=True``.
+- ``augmentation.json``: the job manifest (:mod:`openmm_physembed.jobs`): settings, and once
+  finished the file list and counts. Rerunning with identical settings returns the existing
+  files; different settings are refused unless ``overwrite=True``.
 
 Each Atoms carries ``molecule``, ``smiles``, ``total_charge``, ``multiplicity``, ``config_type``,
 ``reference_frame`` and, for modified structures, ``bond_atoms`` (``"i-j"``), ``bond_type``,
@@ -35,7 +35,8 @@ import numpy as np
 
 from ..chem.bond_typing import get_bond_typing
 from ..errors import SamplingError
-from ..io import atomic_path, read_extxyz, read_json, write_extxyz, write_json
+from ..io import atomic_path, read_extxyz, write_extxyz, write_json
+from ..jobs import JobDirectory
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
 from .angle_sampling import AngleSamplingParameters
@@ -122,19 +123,12 @@ def run_augmentation(
         **({"angle_parameters": angle_parameters.to_dict()} if angle_parameters.enabled else {}),
     }))
     paths = {key: out_dir / name for key, name in FILES.items()}
-    manifest_path = out_dir / MANIFEST
-    if manifest_path.is_file():
-        manifest = read_json(manifest_path)
-        if _same_settings(manifest.get("settings", {}), settings) and all(p.is_file() for p in paths.values()):
-            return _outputs(out_dir, paths, manifest, reused=True)
-        if not overwrite:
-            differing = sorted(k for k in settings if manifest.get("settings", {}).get(k) != settings[k]
-                               and k != "reference_frames")
-            raise SamplingError(
-                f"{out_dir} holds a bond sampling run with different settings ({', '.join(differing) or 'files missing'}); "
-                "choose another output directory or pass overwrite=True (--overwrite)"
-            )
-        manifest_path.unlink()  # an interrupted overwrite must not look finished
+    # The frames may have moved; their content hash is what matters.
+    job = JobDirectory(out_dir, "bond sampling run", settings, manifest=MANIFEST, ignore=("reference_frames",),
+                       error=SamplingError, fix="choose another output directory or pass overwrite=True (--overwrite)")
+    if job.finished and not job.differences() and all(p.is_file() for p in paths.values()):
+        return _outputs(out_dir, paths, job.summary, reused=True)
+    job.open(overwrite=overwrite)
 
     reference_atoms = read_extxyz(frames_path)
     frames_nm = _frames_nm(reference_atoms, molecule, frames_path)
@@ -179,27 +173,21 @@ def run_augmentation(
     files = {k: p.name for k, p in paths.items()}
     if result.angle_ranges:
         files["angle_plot"] = _plot_angles(out_dir / "angle_distributions.png", result, frames_nm, molecule).name
-    manifest = {
-        "settings": settings, "files": files,
+    summary = {
+        "files": files,
         "n_train": len(train_atoms), "n_valid": len(valid_atoms), "rejected_attempts": result.rejected_attempts,
         "modified_bond_types": _count([m.bond_type for rec in result.records for m in rec.modifications]),
         "segments": _count([m.segment for rec in result.records for m in rec.modifications]),
         "bent_angle_types": _count([b.angle_type for rec in result.records for b in rec.bends]),
     }
-    write_json(manifest_path, manifest)
-    return _outputs(out_dir, paths, manifest, reused=False)
+    job.finish(**summary)
+    return _outputs(out_dir, paths, job.summary, reused=False)
 
 
 # -- helpers --------------------------------------------------------------------------------------
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _same_settings(old: dict, new: dict) -> bool:
-    # The frames may have moved; their content hash is what matters.
-    return {k: v for k, v in old.items() if k != "reference_frames"} == \
-        {k: v for k, v in new.items() if k != "reference_frames"}
 
 
 def _outputs(out_dir: Path, paths: dict, manifest: dict, reused: bool) -> AugmentationOutputs:

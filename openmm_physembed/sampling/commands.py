@@ -30,12 +30,14 @@ def register(subparsers) -> None:
 def _reference_md(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..simulation.dynamics import Dynamics
     from .reference_md import GasPhaseMDProtocol, run_gas_phase_md
 
     molecule = molecule_from_args(args)
-    protocol = GasPhaseMDProtocol(temperature_K=args.temperature, timestep_fs=args.timestep, n_steps=args.steps,
-                                  frame_interval=args.frame_interval, n_frames=args.n_frames, seed=args.seed,
-                                  platform=args.platform, charge_method=args.charge_method)
+    dynamics = Dynamics(temperature_K=args.temperature, timestep_fs=args.timestep, seed=args.seed,
+                        platform=args.platform)
+    protocol = GasPhaseMDProtocol(dynamics, n_steps=args.steps, frame_interval=args.frame_interval,
+                                  n_frames=args.n_frames, charge_method=args.charge_method)
     out = Path(args.out or f"runs/{molecule.name}/reference")
     result = run_gas_phase_md(molecule, out, protocol, cache_dir=args.cache_dir)
     print(f"{len(result.selected)} frames -> {result.frames_path}; full trajectory -> {result.trajectory_path}")

@@ -6,56 +6,25 @@ arrays in nm. Nothing here knows about force fields: the sampler passes in what 
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Iterable, Sequence
 
 import numpy as np
 
-Bond = tuple[int, int]
+# The graph walks (sides of a cut bond, ring bonds, bond distances) are scipy's csgraph, kept in
+# one module for every stage; they are re-exported here under the names the sampler has used.
+from ..chem.graph import Bond as Bond
+from ..chem.graph import component as component
+from ..chem.graph import ring_bonds as ring_bonds
+from ..chem.graph import topological_distances as topological_distances
 
 
 def neighbours(n_atoms: int, bonds: Iterable[Bond]) -> list[set[int]]:
+    """Bonded neighbours of every atom (degrees, terminal groups); graph walks use :mod:`..chem.graph`."""
     adjacency: list[set[int]] = [set() for _ in range(n_atoms)]
     for i, j in bonds:
         adjacency[i].add(j)
         adjacency[j].add(i)
     return adjacency
-
-
-def component(start: int, n_atoms: int, bonds: Iterable[Bond], cut: Iterable[Bond] = ()) -> frozenset[int]:
-    """Atoms reachable from ``start`` through ``bonds`` once the bonds in ``cut`` are removed."""
-    removed = {tuple(sorted(b)) for b in cut}
-    adjacency = neighbours(n_atoms, (b for b in bonds if tuple(sorted(b)) not in removed))
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        atom = queue.popleft()
-        for other in adjacency[atom] - seen:
-            seen.add(other)
-            queue.append(other)
-    return frozenset(seen)
-
-
-def ring_bonds(n_atoms: int, bonds: Sequence[Bond]) -> frozenset[Bond]:
-    """Bonds that lie on a cycle: their two atoms stay connected when the bond itself is cut."""
-    bonds = [tuple(sorted(b)) for b in bonds]
-    return frozenset(b for b in bonds if b[1] in component(b[0], n_atoms, bonds, cut=[b]))
-
-
-def topological_distances(n_atoms: int, bonds: Iterable[Bond]) -> np.ndarray:
-    """Matrix of bond counts on the shortest path between atoms (``inf`` across fragments)."""
-    adjacency = neighbours(n_atoms, bonds)
-    distances = np.full((n_atoms, n_atoms), np.inf)
-    for start in range(n_atoms):
-        distances[start, start] = 0
-        queue = deque([start])
-        while queue:
-            atom = queue.popleft()
-            for other in adjacency[atom]:
-                if np.isinf(distances[start, other]):
-                    distances[start, other] = distances[start, atom] + 1
-                    queue.append(other)
-    return distances
 
 
 def bond_length(positions: np.ndarray, i: int, j: int) -> float:

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BoxError, SamplingError
+from ..simulation.dynamics import Dynamics
 from ..units import ANGSTROM_PER_NM
 
 # Positions from an OpenMM State (enforcePeriodicBox off) keep molecules whole; a bond longer than
@@ -30,11 +31,9 @@ _MAX_BOND_NM = 0.3
 class LiquidFramesProtocol:
     """How many molecules, how long the GAFF NPT, how the frames are split and scanned."""
 
-    temperature_K: float = 298.15
-    pressure_bar: float = 1.0
+    dynamics: Dynamics = Dynamics(temperature_K=298.15, pressure_bar=1.0)
     npt_ps: float = 200.0
     equilibration_ps: float = 20.0
-    timestep_fs: float = 1.0
     n_train: int = 60
     n_validation: int = 10
     n_test: int = 3
@@ -44,8 +43,6 @@ class LiquidFramesProtocol:
     # A short cutoff is legal in a ~1.2 nm box; PME and the LJ long-range correction keep GAFF's
     # density, which is all the sampling needs.
     cutoff_fraction_of_edge: float = 0.45
-    seed: int = 2024
-    platform: str | None = None
 
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_validation, self.n_test) < 1:
@@ -125,21 +122,20 @@ def make_liquid_frames(box, out_dir: str | Path, protocol: LiquidFramesProtocol 
     if cutoff_nm < 0.45:
         raise BoxError(f"a {box.box_edge_nm:.2f} nm box allows a GAFF cutoff of only {cutoff_nm} nm; "
                        "use more molecules (at least ~1.0 nm edge)")
-    n_steps = int(round(protocol.npt_ps * 1000.0 / protocol.timestep_fs))
-    first_step = int(round(protocol.equilibration_ps * 1000.0 / protocol.timestep_fs))
+    n_steps = int(round(protocol.npt_ps * 1000.0 / protocol.dynamics.timestep_fs))
+    first_step = int(round(protocol.equilibration_ps * 1000.0 / protocol.dynamics.timestep_fs))
     frame_interval = (n_steps - first_step) // protocol.n_frames
     if frame_interval < 1:
         raise SamplingError(f"{protocol.npt_ps} ps is too short for {protocol.n_frames} frames")
-    npt = LiquidNPTProtocol(temperature_K=protocol.temperature_K, pressure_bar=protocol.pressure_bar,
-                            timestep_fs=protocol.timestep_fs, n_steps=n_steps, frame_interval=frame_interval,
-                            nonbonded_cutoff_nm=cutoff_nm, seed=protocol.seed, platform=protocol.platform)
+    npt = LiquidNPTProtocol(protocol.dynamics, n_steps=n_steps, frame_interval=frame_interval,
+                            nonbonded_cutoff_nm=cutoff_nm)
     records = run_liquid_npt(box, out_dir, npt, progress=progress)
     steps = np.asarray(records["step"])
     kept = np.flatnonzero(steps > first_step)[-protocol.n_frames:]
     if len(kept) < protocol.n_frames:
         raise SamplingError(f"the NPT run stored {len(kept)} frames after equilibration, "
                             f"{protocol.n_frames} needed")
-    rng = np.random.default_rng(protocol.seed)
+    rng = np.random.default_rng(protocol.dynamics.seed)
     order = rng.permutation(kept)
     train_idx = np.sort(order[:protocol.n_train])
     valid_idx = np.sort(order[protocol.n_train:protocol.n_train + protocol.n_validation])
@@ -151,8 +147,8 @@ def make_liquid_frames(box, out_dir: str | Path, protocol: LiquidFramesProtocol 
     bonds = np.array([(b.atom1.idx, b.atom2.idx) for b in box.structure.bonds], dtype=int).reshape(-1, 2)
     symbols = [atom.element.symbol for atom in box.topology.atoms()]
     common = {"molecules": "+".join(m.name for m in box.molecules),
-              "counts": ",".join(str(c) for c in box.counts), "temperature_K": protocol.temperature_K,
-              "pressure_bar": protocol.pressure_bar, "total_charge": int(sum(m.charge * n for m, n in
+              "counts": ",".join(str(c) for c in box.counts), "temperature_K": protocol.dynamics.temperature_K,
+              "pressure_bar": protocol.dynamics.pressure_bar, "total_charge": int(sum(m.charge * n for m, n in
                                                                                  zip(box.molecules, box.counts))),
               "multiplicity": 1}
 
@@ -163,7 +159,7 @@ def make_liquid_frames(box, out_dir: str | Path, protocol: LiquidFramesProtocol 
                           pbc=True)
         atoms.info.update({**common, "config_type": config_type, "subset": subset, "scale_factor": float(factor),
                            "source_step": int(steps[frame]),
-                           "time_ps": float(steps[frame] * protocol.timestep_fs * 1e-3),
+                           "time_ps": float(protocol.dynamics.ps(steps[frame])),
                            "gaff_density_g_cm3": float(records["density_g_cm3"][frame])})
         atoms.arrays["mol_id"] = molecule_index.copy()
         return atoms
@@ -186,5 +182,5 @@ def make_liquid_frames(box, out_dir: str | Path, protocol: LiquidFramesProtocol 
     test_scan = [a for i in test_idx for a in scan_atoms(i, "test", sorted(set(protocol.scan_factors) | {1.0}))]
     settings = {"protocol": asdict(protocol), "gaff_cutoff_nm": cutoff_nm, "frame_interval": frame_interval,
                 "frames": {"train": train_idx, "train_scanned": scanned_idx, "valid": valid_idx, "test": test_idx}}
-    time_ps = steps * protocol.timestep_fs * 1e-3
+    time_ps = protocol.dynamics.ps(steps)
     return LiquidFrames(train, valid, test_scan, np.asarray(records["density_g_cm3"]), time_ps, settings)

@@ -17,23 +17,20 @@ from ..chem.gaff import parameterize
 from ..chem.molecule import Molecule
 from ..errors import SimulationError
 from ..io import read_extxyz, write_extxyz, write_json
-from ..simulation.runner import ArrayRecorder, run_checkpointed
-from ..simulation.setup import langevin_integrator, make_simulation
-from ..units import ANGSTROM_PER_NM
+from ..simulation.dynamics import Dynamics
+from ..simulation.engine import run_md
+from ..simulation.runner import ArrayRecorder
+from ..units import ANGSTROM_PER_NM, density_g_cm3
 
 
 @dataclass(frozen=True)
 class GasPhaseMDProtocol:
     """Published protocol for single-molecule reference data."""
 
-    temperature_K: float = 300.0
-    timestep_fs: float = 1.0
+    dynamics: Dynamics = Dynamics(temperature_K=300.0)
     n_steps: int = 1_000_000
     frame_interval: int = 100
     n_frames: int = 50
-    friction_per_ps: float = 1.0
-    seed: int = 2024
-    platform: str | None = None
     force_field: str = "gaff"
     charge_method: str = "bcc"
 
@@ -77,21 +74,11 @@ def run_gas_phase_md(
             f"the {protocol.n_frames} frames requested"
         )
     params = parameterize(molecule, protocol.force_field, protocol.charge_method, cache_dir)
-    system = params.create_system()
-    integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
-                                     protocol.seed)
-    simulation = make_simulation(system, params.topology, molecule.positions_nm, integrator, protocol.platform)
-    run_dir = out_dir / "md"
-    if not (run_dir / "checkpoint.npz").is_file():
-        simulation.minimizeEnergy(maxIterations=500)
-        simulation.context.setVelocitiesToTemperature(protocol.temperature_K, protocol.seed)
     recorder = ArrayRecorder("frames", protocol.frame_interval, _positions_and_energy, ("positions", "energy"))
-    settings = {"molecule": molecule.name, "identity": molecule.identity_hash(), **asdict(protocol)}
-    records = run_checkpointed(
-        simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
-        block_steps=min(10_000, protocol.n_steps),
-        progress=f"GAFF MD {molecule.name}" if progress else None,
-    )["frames"]
+    settings = {"molecule": molecule.name, "identity": molecule.identity_hash(), "protocol": asdict(protocol)}
+    records = run_md(params.create_system(), params.topology, molecule.positions_nm, protocol.dynamics,
+                     protocol.n_steps, out_dir / "md", [recorder], settings, minimize_iterations=500,
+                     block_steps=10_000, progress=f"GAFF MD {molecule.name}" if progress else None)["frames"]
     if not np.all(np.isfinite(records["potential_energy_kj_mol"])):
         raise SimulationError(f"GAFF MD of {molecule.name} produced non-finite energies")
 
@@ -99,7 +86,7 @@ def run_gas_phase_md(
     from ..io import save_npz
 
     save_npz(trajectory_path, **records)
-    rng = np.random.default_rng(protocol.seed)
+    rng = np.random.default_rng(protocol.dynamics.seed)
     selected = np.sort(rng.choice(len(records["step"]), size=protocol.n_frames, replace=False))
     frames_path = out_dir / "frames.extxyz"
     write_extxyz(frames_path, frames_to_atoms(molecule, records, selected, params.atom_types, protocol))
@@ -126,8 +113,8 @@ def frames_to_atoms(molecule: Molecule, records: dict, selected, atom_types, pro
             "multiplicity": molecule.multiplicity,
             "config_type": "gaff_md",
             "source_step": int(records["step"][index]),
-            "time_ps": float(records["step"][index] * protocol.timestep_fs * 1e-3),
-            "temperature_K": protocol.temperature_K,
+            "time_ps": float(protocol.dynamics.ps(records["step"][index])),
+            "temperature_K": protocol.dynamics.temperature_K,
             "frame_index": int(index),
             "gaff_energy_kj_mol": float(records["potential_energy_kj_mol"][index]),
         })
@@ -138,16 +125,10 @@ def frames_to_atoms(molecule: Molecule, records: dict, selected, atom_types, pro
 
 @dataclass(frozen=True)
 class LiquidNPTProtocol:
-    temperature_K: float = 298.15
-    pressure_bar: float = 1.0
-    timestep_fs: float = 1.0
+    dynamics: Dynamics = Dynamics(temperature_K=298.15, pressure_bar=1.0)
     n_steps: int = 100_000
     frame_interval: int = 1000
-    friction_per_ps: float = 1.0
-    barostat_interval: int = 25
     nonbonded_cutoff_nm: float = 1.0
-    seed: int = 2024
-    platform: str | None = None
 
 
 def _box_sampler(simulation, state):
@@ -162,26 +143,12 @@ def _box_sampler(simulation, state):
 def run_liquid_npt(box: LiquidBox, out_dir: str | Path, protocol: LiquidNPTProtocol = LiquidNPTProtocol(),
                    progress: bool = True) -> dict[str, np.ndarray]:
     """GAFF NPT of a packed box; returns per-frame positions, box, energy, volume and density."""
-    import openmm
-
-    system = box.create_system(nonbonded_cutoff_nm=protocol.nonbonded_cutoff_nm)
-    system.addForce(openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
-                                              protocol.barostat_interval))
-    integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
-                                     protocol.seed)
-    simulation = make_simulation(system, box.topology, box.positions_nm, integrator, protocol.platform,
-                                 box_vectors_nm=box.box_vectors_nm)
-    run_dir = Path(out_dir) / "npt"
-    if not (run_dir / "checkpoint.npz").is_file():
-        simulation.minimizeEnergy(maxIterations=1000)
-        simulation.context.setVelocitiesToTemperature(protocol.temperature_K, protocol.seed)
     recorder = ArrayRecorder("frames", protocol.frame_interval, _box_sampler, ("positions", "energy"))
-    settings = {"counts": box.counts, "molecules": [m.name for m in box.molecules],
-                "edge": box.box_edge_nm, **asdict(protocol)}
-    records = run_checkpointed(simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
-                               block_steps=min(1000, protocol.n_steps),
-                               progress="GAFF NPT" if progress else None)["frames"]
-    from ..units import density_g_cm3
-
+    settings = {"counts": box.counts, "molecules": [m.name for m in box.molecules], "edge": box.box_edge_nm,
+                "protocol": asdict(protocol)}
+    records = run_md(box.create_system(nonbonded_cutoff_nm=protocol.nonbonded_cutoff_nm), box.topology,
+                     box.positions_nm, protocol.dynamics, protocol.n_steps, Path(out_dir) / "npt", [recorder], settings,
+                     box_vectors_nm=box.box_vectors_nm, minimize_iterations=1000,
+                     progress="GAFF NPT" if progress else None)["frames"]
     records["density_g_cm3"] = np.array([density_g_cm3(box.total_mass_amu, v) for v in records["volume_nm3"]])
     return records

@@ -18,6 +18,14 @@ def declares_bonds(system) -> bool:
 
 def add_molecule_definition(system, topology) -> object | None:
     """Add a zero-energy CustomBondForce over ``topology``'s bonds unless the System has bonds already."""
+    force = molecule_definition(system, topology)
+    if force is not None:
+        system.addForce(force)
+    return force
+
+
+def molecule_definition(system, topology) -> object | None:
+    """The zero-energy CustomBondForce :func:`add_molecule_definition` adds (None when not needed)."""
     import openmm
 
     if declares_bonds(system):
@@ -26,7 +34,4 @@ def add_molecule_definition(system, topology) -> object | None:
     force.setName("MoleculeDefinition")
     for bond in topology.bonds():
         force.addBond(bond[0].index, bond[1].index, [])
-    if force.getNumBonds() == 0:
-        return None
-    system.addForce(force)
-    return force
+    return force if force.getNumBonds() else None

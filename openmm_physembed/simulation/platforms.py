@@ -1,6 +1,7 @@
 """Platform choice: CUDA when a GPU is usable, else CPU (Reference for tiny systems).
 
-This is also the one place where platform defaults are set: CPU threads, and the Precision of
+This is also the one place where platform defaults are set: CPU threads (see
+:mod:`openmm_physembed.workarounds`), and the Precision of
 GPU platforms (:data:`GPU_PRECISION`, overridable per call or with ``$PHYSEMBED_PRECISION``).
 """
 
@@ -9,8 +10,8 @@ from __future__ import annotations
 import os
 
 from ..errors import SimulationError
+from ..workarounds import min_cpu_threads
 
-MIN_CPU_THREADS = 2
 SMALL_SYSTEM_ATOMS = 200  # below this OpenMM's Reference platform outruns CPU (measured: 48k vs 5k steps/s, 20 atoms)
 #: OpenMM's own default on CUDA/OpenCL is "single": positions and the integrator in float32, which
 #: drifts in long runs; "mixed" integrates in float64 at nearly the cost of single.
@@ -56,10 +57,9 @@ def choose_platform(name: str | None = None, n_atoms: int | None = None, has_tor
         chosen = "CPU" if "CPU" in names else "Reference"
     platform = openmm.Platform.getPlatformByName(chosen)
     if chosen == "CPU":
-        # One thread is a trap in OpenMM 8.6.1: a CustomNonbondedForce then runs ~12x slower once a
-        # second one (the CSO long-range correction) has been evaluated; see executors.share_cores.
+        # One thread is a trap (workarounds.CPU_SINGLE_THREAD).
         threads = int(platform.getPropertyDefaultValue("Threads"))
-        platform.setPropertyDefaultValue("Threads", str(max(MIN_CPU_THREADS, threads)))
+        platform.setPropertyDefaultValue("Threads", str(max(min_cpu_threads(), threads)))
     elif chosen in GPU_PLATFORMS:
         platform.setPropertyDefaultValue("Precision", precision)
     return platform

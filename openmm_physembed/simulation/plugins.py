@@ -1,9 +1,8 @@
 """Serialising Systems that contain plugin forces.
 
-openmm-torch 1.5's XML deserialiser crashes the process (segfault in ``TorchForceProxy``) with
-OpenMM 8.6.1, although serialising works. A System with a MACE TorchForce therefore travels as
-XML *without* its TorchForce plus the arguments that rebuild it (:class:`LiquidSetup` does this),
-and nothing here ever deserialises a TorchForce.
+While :data:`openmm_physembed.workarounds.TORCHFORCE_XML` is active, a System with a MACE
+TorchForce travels as XML *without* its TorchForce plus the arguments that rebuild it
+(:class:`~.liquid_setup.LiquidSetup` does this), and nothing here deserialises a TorchForce.
 """
 
 from __future__ import annotations
@@ -43,7 +42,9 @@ def serialize_without_torch_forces(system) -> tuple[str, list[int]]:
 def deserialize_system(system_xml: str):
     import openmm
 
-    if 'type="TorchForce"' in system_xml:
+    from ..workarounds import TORCHFORCE_XML
+
+    if 'type="TorchForce"' in system_xml and TORCHFORCE_XML.active():
         raise SimulationError(
             "this System XML contains a TorchForce, which openmm-torch 1.5 cannot deserialise (it crashes); "
             "rebuild the MACE force with add_mace_force instead"

@@ -10,8 +10,6 @@ so a run killed at any instant leaves a consistent directory.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -19,9 +17,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import SimulationError
-from ..io import read_json, save_npz, write_json
+from ..io import read_json, save_npz
+from ..jobs import JobDirectory
 
 CHECKPOINT_FILE = "checkpoint.npz"
+RUN_MANIFEST = "run.json"
 Sampler = Callable[[object, object], Mapping[str, np.ndarray]]
 
 
@@ -64,10 +64,6 @@ def positions_sampler(simulation, state) -> dict[str, np.ndarray]:
     return {"positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32)}
 
 
-def fingerprint(settings: Mapping) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def run_checkpointed(
     simulation,
     n_steps: int,
@@ -101,18 +97,9 @@ def run_checkpointed(
     ``{recorder name: {field: array stacked over all records, 'step': steps}}``.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    meta_path = directory / "run.json"
-    fp = fingerprint(dict(settings or {}))
-    if meta_path.is_file():
-        meta = read_json(meta_path)
-        if meta.get("fingerprint") != fp:
-            raise SimulationError(
-                f"{directory} holds a run with different settings; choose a new output directory "
-                "or delete it to start over"
-            )
-        _restore(simulation, directory)
-    write_json(meta_path, {"fingerprint": fp, "n_steps": int(n_steps), "settings": dict(settings or {})})
+    job = JobDirectory(directory, "MD run", dict(settings or {}), manifest=RUN_MANIFEST, error=SimulationError).open()
+    _restore(simulation, directory)
+    job.save_state(n_steps=int(n_steps))
     done = int(simulation.currentStep)
     _discard_records_after(directory, done, recorders)
     for recorder in recorders:
@@ -149,7 +136,8 @@ def run_checkpointed(
         if int(simulation.currentStep) != done or not (directory / CHECKPOINT_FILE).is_file():
             _save(simulation, directory, recorders)  # a finished run reloaded stays untouched
         if stopped:
-            write_json(meta_path, {**read_json(meta_path), "stopped_early_at": int(simulation.currentStep)})
+            job.save_state(n_steps=int(n_steps), stopped_early_at=int(simulation.currentStep))
+        job.update(finished=True)
     finally:
         if bar is not None:
             bar.close()
@@ -161,12 +149,11 @@ def run_checkpointed(
 
 def is_complete(directory: str | Path) -> bool:
     """True when ``run_checkpointed`` finished (or was stopped by ``on_block``) in ``directory``."""
-    meta_path = Path(directory) / "run.json"
-    if not meta_path.is_file() or not (Path(directory) / CHECKPOINT_FILE).is_file():
+    manifest_path = Path(directory) / RUN_MANIFEST
+    if not manifest_path.is_file() or not (Path(directory) / CHECKPOINT_FILE).is_file():
         return False
-    meta = read_json(meta_path)
-    step = _checkpoint_step(Path(directory))
-    return "stopped_early_at" in meta or step >= meta["n_steps"]
+    state = read_json(manifest_path).get("state", {})
+    return "stopped_early_at" in state or _checkpoint_step(Path(directory)) >= state.get("n_steps", float("inf"))
 
 
 def load_records(directory: str | Path, name: str) -> dict[str, np.ndarray]:

@@ -7,14 +7,6 @@ import numpy as np
 from .platforms import choose_platform
 
 
-def langevin_integrator(temperature_K: float, friction_per_ps: float, timestep_fs: float, seed: int):
-    import openmm
-
-    integrator = openmm.LangevinMiddleIntegrator(temperature_K, friction_per_ps, timestep_fs * 1e-3)
-    integrator.setRandomNumberSeed(int(seed))
-    return integrator
-
-
 def make_simulation(system, topology, positions_nm, integrator, platform: str | None = None,
                     box_vectors_nm=None, properties: dict | None = None, precision: str | None = None):
     """An ``app.Simulation`` on the chosen platform with positions (nm) set.

@@ -97,7 +97,6 @@ def _load_calculator(path):
     import warnings
 
     import torch  # noqa: F401  - before mace/e3nn
-
     from mace.calculators import MACECalculator
 
     with warnings.catch_warnings():

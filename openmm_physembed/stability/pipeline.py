@@ -20,7 +20,7 @@ import numpy as np
 from ..chem.gaff import parameterize
 from ..chem.molecule import Molecule
 from ..errors import StabilityError
-from ..io import read_extxyz, read_json, write_extxyz, write_json
+from ..io import read_extxyz, read_json, write_json
 from .protocol import StabilityProtocol
 from .replica_md import ReplicaMDSettings, run_replica_stability
 from .report import summarize
@@ -66,12 +66,11 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     # 1. GAFF reference MD and the frames kept for training.
     t0 = time.perf_counter()
     reference = run_gas_phase_md(molecule, out / "reference", GasPhaseMDProtocol(
-        temperature_K=protocol.reference_temperature_K, timestep_fs=protocol.reference_timestep_fs,
-        n_steps=protocol.reference_steps, frame_interval=protocol.frame_interval, n_frames=protocol.n_frames,
-        seed=protocol.seed, charge_method=protocol.charge_method), progress=progress)
+        protocol.reference_md, n_steps=protocol.reference_steps, frame_interval=protocol.frame_interval,
+        n_frames=protocol.n_frames, charge_method=protocol.charge_method), progress=progress)
     wall["reference_md_s"] = time.perf_counter() - t0
     log(f"[1/5] reference: {len(reference.selected)} GAFF frames ({protocol.reference_ps:g} ps at "
-        f"{protocol.reference_temperature_K:g} K)")
+        f"{protocol.reference_md.temperature_K:g} K)")
 
     # 2. Self-adaptive bond-length sampling: the augmented training set and the plain validation frames.
     t0 = time.perf_counter()
@@ -121,14 +120,15 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     rng = np.random.default_rng(protocol.seed + 1)
     start_frames = np.sort(rng.choice(len(trajectory), size=protocol.n_starts, replace=False))
     starts = trajectory[start_frames].astype(float)
-    settings = dict(temperature_K=protocol.temperature_K, timestep_fs=protocol.timestep_fs,
-                    n_steps=protocol.test_steps, friction_per_ps=protocol.friction_per_ps,
-                    check_interval=protocol.check_interval, dtype=protocol.md_dtype, platform=md_platform,
-                    bond_tolerance_nm=protocol.bond_tolerance_nm,
-                    overlap_distance_nm=protocol.overlap_distance_nm)
+    def md_settings(training_seed: int) -> ReplicaMDSettings:
+        dynamics = protocol.test_md.with_changes(seed=protocol.seed + 100 * training_seed, platform=md_platform)
+        return ReplicaMDSettings(dynamics, n_steps=protocol.test_steps, check_interval=protocol.check_interval,
+                                 dtype=protocol.md_dtype, bond_tolerance_nm=protocol.bond_tolerance_nm,
+                                 overlap_distance_nm=protocol.overlap_distance_nm)
+
     jobs = [dict(model_path=str(model.model_path), symbols=molecule.symbols, masses=molecule.masses_amu,
                  bonds=bonds, r0=r0, starts=starts, out_dir=str(out / "md" / method / f"seed_{model.seed}"),
-                 settings={**settings, "seed": protocol.seed + 100 * model.seed},
+                 settings=md_settings(model.seed),
                  progress=f"{method} seed {model.seed}" if progress and executor is None else None,
                  method=method, seed=model.seed)
             for method in METHODS for model in models[method]]
@@ -140,13 +140,13 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
         for outcome in job_outcomes:
             records.append({"method": job["method"], "seed": job["seed"], "start": outcome["start"],
                             "start_frame": int(start_frames[outcome["start"]]), **outcome,
-                            "collapse_time_ps": (outcome["collapse_step"] * protocol.timestep_fs * 1e-3
+                            "collapse_time_ps": (protocol.test_md.ps(outcome["collapse_step"])
                                                  if outcome["collapse_step"] is not None else None)})
     explanations = _explain(records, jobs, molecule, params,
                             {"baseline": reference.frames_path, "augmented": augmentation.train_path})
     result = _write_report(molecule, out, protocol, records, models, augmentation, wall,
                            time.perf_counter() - started, explanations)
-    log(f"[5/5] collapses: " + ", ".join(
+    log("[5/5] collapses: " + ", ".join(
         f"{m} {s['n_collapsed']}/{s['n_trajectories']} in {s['exposure_ps']:.0f} trajectory-ps"
         for m, s in result.summaries.items()))
     return result
@@ -165,8 +165,7 @@ def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, lo
     if progress:
         from tqdm.auto import tqdm
 
-        total_ps = sum(len(job["starts"]) * job["settings"]["n_steps"] * job["settings"]["timestep_fs"] * 1e-3
-                       for job in jobs)
+        total_ps = sum(len(job["starts"]) * job["settings"].dynamics.ps(job["settings"].n_steps) for job in jobs)
         bar = tqdm(total=int(round(total_ps)), desc="800 K MD, all models", unit="traj-ps", dynamic_ncols=True)
     try:
         pending = set(futures)
@@ -193,8 +192,8 @@ def _md_progress(jobs: list[dict], results: list) -> tuple[float, int]:
     """(trajectory-ps simulated or skipped by a collapse, collapses) over all jobs, from checkpoints."""
     covered, collapsed = 0.0, 0
     for job, result in zip(jobs, results):
-        dt_ps = job["settings"]["timestep_fs"] * 1e-3
-        n_steps, n_starts = job["settings"]["n_steps"], len(job["starts"])
+        dt_ps = job["settings"].dynamics.timestep_ps
+        n_steps, n_starts = job["settings"].n_steps, len(job["starts"])
         if result is not None:
             covered += n_starts * n_steps * dt_ps
             collapsed += sum(not o["stable"] for o in result)
@@ -203,8 +202,10 @@ def _md_progress(jobs: list[dict], results: list) -> tuple[float, int]:
         if not meta.is_file():
             continue
         try:
-            state = read_json(meta)
+            state = read_json(meta).get("state", {})
         except ValueError:  # caught mid-write by a worker: next poll
+            continue
+        if "step" not in state:  # opened, not yet checkpointed
             continue
         # A collapsed start counts as covered: it will not run again.
         covered += (state["n_active"] * state["step"] + (n_starts - state["n_active"]) * n_steps) * dt_ps
@@ -215,7 +216,7 @@ def _md_progress(jobs: list[dict], results: list) -> tuple[float, int]:
 def run_model_md(job: dict) -> list[dict]:
     """One model's batched replica MD (module level so any Executor can run it)."""
     outcomes = run_replica_stability(job["model_path"], job["symbols"], job["masses"], job["bonds"], job["r0"],
-                                     job["starts"], job["out_dir"], ReplicaMDSettings(**job["settings"]),
+                                     job["starts"], job["out_dir"], job["settings"],
                                      progress=job["progress"])
     return [asdict(o) for o in outcomes]
 
@@ -227,16 +228,16 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
 
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
     published = PUBLISHED_P100.get(molecule.name, {})
-    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.timestep_fs, published.get(m)).as_dict()
+    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.test_md.timestep_fs, published.get(m)).as_dict()
                  for m, rs in by_method.items()}
-    comparison = compare_arms(by_method["augmented"], by_method["baseline"], protocol.test_ps, protocol.timestep_fs)
-    seeds = {m: per_seed(rs, protocol.test_ps, protocol.timestep_fs) for m, rs in by_method.items()}
+    comparison = compare_arms(by_method["augmented"], by_method["baseline"], protocol.test_ps, protocol.test_md.timestep_fs)
+    seeds = {m: per_seed(rs, protocol.test_ps, protocol.test_md.timestep_fs) for m, rs in by_method.items()}
     title = (f"{molecule.name}: {protocol.temperature_K:g} K, {protocol.test_ps:g} ps, "
              f"{len(protocol.seeds)} seeds x {protocol.n_starts} starts")
     plots = {
         "collapse_probability": plot_collapse_bars({molecule.name: summaries}, out / "collapse_probability.png",
                                                    title),
-        "survival": plot_survival(by_method, protocol.test_ps, protocol.timestep_fs, out / "survival.png", title,
+        "survival": plot_survival(by_method, protocol.test_ps, protocol.test_md.timestep_fs, out / "survival.png", title,
                                   hazards=summaries),
         "bond_length_distributions": augmentation.plot_path,
     }
@@ -273,7 +274,12 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
 
 def _explain(records, jobs, molecule, params, training_files) -> list[dict]:
     """Every collapse against the training sets' bond ranges (see :mod:`.explain`)."""
-    from .explain import bond_angles, explain_collapse, training_angle_ranges, training_bond_ranges
+    from .explain import (
+        bond_angles,
+        explain_collapse,
+        training_angle_ranges,
+        training_bond_ranges,
+    )
     from .replica_md import load_collapse_frames
 
     bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)

@@ -6,30 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot as _pyplot
+from ..plotting import save_figure as _save
 from .report import survival_curve
 
 COLORS = {"baseline": "tab:blue", "augmented": "tab:green"}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, ax, path: str | Path, title: str = "", legend_size: int = 8, legend_loc: str = "best") -> Path:
     """Legend, title, layout, PNG at 120 dpi, figure closed: the ending every stability plot shares."""
-    plt = _pyplot()
     ax.legend(fontsize=legend_size, loc=legend_loc)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, title: str = "") -> Path:

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..simulation.dynamics import Dynamics
+
 
 @dataclass(frozen=True)
 class StabilityProtocol:
     """Every number of the published protocol (Hu, Hou & Jiang) as a field.
 
-    Data: GAFF MD at 300 K (1 fs, frame every 100 steps), ``n_frames`` random frames labelled
+    Data: GAFF MD under ``reference_md`` (300 K, 1 fs, frame every 100 steps), ``n_frames`` random frames labelled
     with GFN2-xTB; baseline = those plain frames, augmented = ``n_frames - n_validation`` frames
     modified by bond-length sampling + ``n_validation`` plain frames for validation. Both
     datasets validate on the same plain frames. Models: MACE with ``training_preset`` and every
-    seed. Test: ``n_starts`` random GAFF-trajectory structures per model, Langevin MD at
-    ``temperature_K``, ``timestep_fs``, ``test_ps``; collapse = a bond off its GAFF r0 by more
+    seed. Test: ``n_starts`` random GAFF-trajectory structures per model, Langevin MD under
+    ``test_md`` for ``test_ps``; collapse = a bond off its GAFF r0 by more
     than ``bond_tolerance_nm`` or two non-bonded atoms closer than ``overlap_distance_nm``.
     """
 
     name: str = "paper"
+    reference_md: Dynamics = Dynamics(temperature_K=300.0, timestep_fs=1.0, seed=2024)
     reference_ps: float = 1000.0
-    reference_temperature_K: float = 300.0
-    reference_timestep_fs: float = 1.0
     frame_interval: int = 100
     n_frames: int = 50
     n_validation: int = 5
@@ -29,10 +30,8 @@ class StabilityProtocol:
     training_overrides: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     n_starts: int = 20
-    temperature_K: float = 800.0
-    timestep_fs: float = 1.0
+    test_md: Dynamics = Dynamics(temperature_K=800.0, timestep_fs=1.0)  # its seed: seed + 100 x training seed
     test_ps: float = 100.0
-    friction_per_ps: float = 1.0
     check_interval: int = 10
     bond_tolerance_nm: float = 0.05
     overlap_distance_nm: float = 0.06
@@ -44,15 +43,23 @@ class StabilityProtocol:
     seed: int = 2024
 
     @property
+    def temperature_K(self) -> float:
+        """The test temperature."""
+        return self.test_md.temperature_K
+
+    @property
     def test_steps(self) -> int:
-        return int(round(self.test_ps * 1000.0 / self.timestep_fs))
+        return int(round(self.test_ps * 1000.0 / self.test_md.timestep_fs))
 
     @property
     def reference_steps(self) -> int:
-        return int(round(self.reference_ps * 1000.0 / self.reference_timestep_fs))
+        return int(round(self.reference_ps * 1000.0 / self.reference_md.timestep_fs))
 
-    def with_changes(self, **changes) -> "StabilityProtocol":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def with_changes(self, temperature_K: float | None = None, platform: str | None = None,
+                     **changes) -> "StabilityProtocol":
+        """A copy with other fields; ``temperature_K`` and ``platform`` go to the test MD. None keeps a value."""
+        test_md = self.test_md.with_changes(temperature_K=temperature_K, platform=platform)
+        return replace(self, test_md=test_md, **{k: v for k, v in changes.items() if v is not None})
 
 
 PRESETS: dict[str, StabilityProtocol] = {

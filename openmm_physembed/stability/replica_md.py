@@ -19,23 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StabilityError
-from ..io import read_json, save_npz, write_json
+from ..io import save_npz
+from ..jobs import JobDirectory
+from ..simulation.dynamics import Dynamics
+from ..simulation.engine import MDEngine
 from .collapse import CollapseCriteria, CollapseEvent, detect_collapse, nonbonded_pairs
 
 COLLAPSE_FRAMES = "collapse_frames.npz"
+MANIFEST = "replica_run.json"
 
 
 @dataclass(frozen=True)
 class ReplicaMDSettings:
-    temperature_K: float = 800.0
-    timestep_fs: float = 1.0
+    """The 800 K test MD (``dynamics.thermostat = "verlet"`` for deterministic tests) and the collapse check."""
+
+    dynamics: Dynamics = Dynamics(temperature_K=800.0, timestep_fs=1.0, seed=0)
     n_steps: int = 100_000
-    friction_per_ps: float = 1.0
     check_interval: int = 10
     dtype: str = "float32"
-    seed: int = 0
-    platform: str | None = None
-    integrator: str = "langevin"  # "verlet" for deterministic tests
     bond_tolerance_nm: float = 0.05
     overlap_distance_nm: float = 0.06
 
@@ -51,33 +52,28 @@ class ReplicaOutcome:
     distance_nm: float | None
 
 
-def build_replica_context(model_path, symbols, masses, bonds, n_replicas, settings: ReplicaMDSettings):
-    """A Context of ``n_replicas`` non-interacting copies of one molecule under one MACE TorchForce."""
+def build_replica_engine(model_path, symbols, masses, bonds, positions_nm, settings: ReplicaMDSettings) -> MDEngine:
+    """An :class:`MDEngine` of non-interacting copies of one molecule (``positions_nm``: (n_replicas, n_atoms, 3))
+    under one MACE TorchForce; velocities are left to the caller."""
     import openmm
-    from openmm import app
 
     from ..potentials.mace_force import add_mace_force
-    from ..simulation.platforms import choose_platform
+    from ..simulation.mace_md import copies_topology
 
+    positions_nm = np.asarray(positions_nm, dtype=float)
     system = openmm.System()
-    topology = app.Topology()
-    chain = topology.addChain()
-    for _ in range(n_replicas):
-        residue = topology.addResidue("MOL", chain)
-        atoms = [topology.addAtom(s, app.Element.getBySymbol(s), residue) for s in symbols]
+    for _ in range(len(positions_nm)):
         for mass in masses:
             system.addParticle(float(mass))
-        for i, j in bonds:
-            topology.addBond(atoms[i], atoms[j])
+    topology = copies_topology(symbols, bonds, len(positions_nm))
     add_mace_force(system, topology, str(model_path), dtype=settings.dtype, replicas="residue", periodic=False)
-    if settings.integrator == "verlet":
-        integrator = openmm.VerletIntegrator(settings.timestep_fs * 1e-3)
-    else:
-        integrator = openmm.LangevinMiddleIntegrator(settings.temperature_K, settings.friction_per_ps,
-                                                     settings.timestep_fs * 1e-3)
-        integrator.setRandomNumberSeed(int(settings.seed))
-    platform = choose_platform(settings.platform, system.getNumParticles(), has_torch_force=True)
-    return openmm.Context(system, integrator, platform)
+    return MDEngine(system, topology, positions_nm.reshape(-1, 3), settings.dynamics)
+
+
+def build_replica_context(model_path, symbols, masses, bonds, n_replicas, settings: ReplicaMDSettings):
+    """The OpenMM Context of :func:`build_replica_engine` with every copy at the origin (for timing)."""
+    positions = np.zeros((n_replicas, len(symbols), 3))
+    return build_replica_engine(model_path, symbols, masses, bonds, positions, settings).context
 
 
 def run_replica_stability(
@@ -113,28 +109,29 @@ def run_replica_stability(
     bonds = np.asarray(bonds, dtype=int)
     criteria = CollapseCriteria(settings.bond_tolerance_nm, settings.overlap_distance_nm)
     pairs = nonbonded_pairs(n_atoms, bonds)
-    state_path, meta_path = out_dir / "replica_state.npz", out_dir / "replica_run.json"
+    state_path = out_dir / "replica_state.npz"
     frames_path = out_dir / COLLAPSE_FRAMES
-    settings_dict = {**asdict(settings), "model": str(model_path), "n_starts": n_starts}
+    job = JobDirectory(out_dir, "stability MD run", {**asdict(settings), "model": str(model_path), "n_starts": n_starts},
+                       manifest=MANIFEST, error=StabilityError)
+    resuming = job.exists() and state_path.is_file()
+    job.open(compare=resuming)
 
     outcomes: dict[int, ReplicaOutcome] = {}
     context_checkpoint = None
-    if meta_path.is_file() and state_path.is_file():
-        meta = read_json(meta_path)
-        if meta["settings"] != _jsonable(settings_dict):
-            raise StabilityError(f"{out_dir} holds a stability run with other settings; use a new directory")
+    if resuming:
         saved = np.load(state_path)
         active = [int(i) for i in saved["active"]]
         positions, velocities, step = saved["positions"], saved["velocities"], int(saved["step"])
         context_checkpoint = saved["checkpoint"].tobytes() if saved["checkpoint"].size else None
-        outcomes = {int(k): ReplicaOutcome(**v) for k, v in meta["outcomes"].items()}
+        outcomes = {int(k): ReplicaOutcome(**v) for k, v in job.state.get("outcomes", {}).items()}
     else:
         active = list(range(n_starts))
         positions = starts.copy()
         if initial_velocities_nm_ps is not None:
             velocities = np.asarray(initial_velocities_nm_ps, dtype=float).copy()
         else:
-            velocities = _maxwell_boltzmann(masses_amu, n_starts, settings.temperature_K, settings.seed)
+            velocities = _maxwell_boltzmann(masses_amu, n_starts, settings.dynamics.temperature_K,
+                                            settings.dynamics.seed)
         step = 0
         for index, event in enumerate(detect_collapse(starts, bonds, bond_lengths_nm, criteria, pairs)):
             if event is not None:
@@ -145,16 +142,21 @@ def run_replica_stability(
         save_npz(state_path, active=np.array(active, dtype=int), positions=positions, velocities=velocities,
                  step=np.array(step), checkpoint=np.frombuffer(context.createCheckpoint(), dtype=np.uint8)
                  if context is not None and active else np.zeros(0, np.uint8))
-        write_json(meta_path, {"settings": settings_dict, "step": step, "n_active": len(active),
-                               "outcomes": {str(k): asdict(v) for k, v in outcomes.items()}})
+        job.save_state(step=step, n_active=len(active), outcomes={str(k): asdict(v) for k, v in outcomes.items()})
+
+    engine = None
 
     def rebuild():
+        # Survivors get a Context of their own size; the collapsed copies are gone from the System.
+        nonlocal engine
+        if engine is not None:
+            engine.close()
+        engine = None
         if not active:
             return None
-        ctx = build_replica_context(model_path, symbols, masses_amu, bonds, len(active), settings)
-        ctx.setPositions(positions[active].reshape(-1, 3))
-        ctx.setVelocities(velocities[active].reshape(-1, 3))
-        return ctx
+        engine = build_replica_engine(model_path, symbols, masses_amu, bonds, positions[active], settings)
+        engine.context.setVelocities(velocities[active].reshape(-1, 3))
+        return engine.context
 
     context = rebuild()
     if context is not None and context_checkpoint is not None:
@@ -218,7 +220,10 @@ def run_replica_stability(
             outcomes[index] = ReplicaOutcome(index, True, None, None, None, None, None)
         active = []
         save()
+        job.finish(n_collapsed=sum(not o.stable for o in outcomes.values()), step=step)
     finally:
+        if engine is not None:
+            engine.close()
         if bar is not None:
             bar.close()
     return [outcomes[i] for i in range(n_starts)]
@@ -273,9 +278,3 @@ def _maxwell_boltzmann(masses_amu, n_replicas, temperature_K, seed) -> np.ndarra
     # No net drift per replica: a moving centre of mass would be kinetic energy the molecule cannot use.
     momentum = (v * np.asarray(masses_amu)[None, :, None]).sum(axis=1, keepdims=True)
     return v - momentum / np.sum(masses_amu)
-
-
-def _jsonable(obj):
-    import json
-
-    return json.loads(json.dumps(obj, default=str))

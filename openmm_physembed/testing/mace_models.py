@@ -52,13 +52,12 @@ def make_random_mace_model(
     """
     import warnings
 
-    import torch
-
     import mace  # noqa: F401  - mace before e3nn (mace patches e3nn on import)
+    import torch
     from e3nn import o3
     from mace import modules
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -106,47 +105,3 @@ def make_random_mace_model(
     with atomic_path(path) as tmp:
         torch.save(model, tmp)
     return path
-
-
-def linear_response_density_run(task, *, temperature_K: float = 300.0, n_frames: int = 400):
-    """An exact linear-response stand-in for an NPT density run (for a1-fit tests without MD).
-
-    dU/da1 ~ N(mu0 - beta sigma^2 a1, sigma^2) is the Gaussian tilted by exp(-beta a1 dU/da1), and
-    rho = 1.0 - 5e-4 (dU/da1 - mu0), so d<rho>/da1 = 5e-4 beta sigma^2 (0.02 at 300 K) exactly.
-    Replaces ``a1_fit.run_density_task`` (bind ``temperature_K`` with functools.partial).
-    """
-    import numpy as np
-
-    from .properties.density import DensityResult
-    from .properties.density_estimators import ProductionWindow
-    from .properties.estimates import Estimate
-
-    a1 = task.parameters["a1"]
-    beta = 1.0 / (0.0083144626 * temperature_K)
-    sigma, mu0 = 10.0, -50.0
-    rng = np.random.default_rng(int(1000 * a1) % 2**32)
-    du = rng.normal(mu0 - beta * sigma**2 * a1, sigma, n_frames)
-    rho = 1.0 - 5e-4 * (du - mu0)
-    return DensityResult(
-        Estimate(float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(n_frames)), n_frames, "g/cm3"),
-        temperature_K, 1.0, dict(task.parameters), ProductionWindow(0, n_frames, 1.0, 0, True),
-        np.arange(n_frames) * 0.1, np.full(n_frames, 30.0), a1 * du, rho, {"a1": du}, 40.0, task.out_dir)
-
-
-def nve_energy_excursion(context, integrator, n_steps: int, n_reports: int = 10):
-    """(peak-to-peak total energy, peak-to-peak kinetic energy), kJ/mol, over ``n_steps`` of NVE.
-
-    The usual energy-conservation check: the first should be a small fraction of the second and
-    scale as dt^2 with the time step of a Verlet integrator.
-    """
-    import numpy as np
-
-    totals, kinetic = [], []
-    for _ in range(n_reports):
-        integrator.step(n_steps // n_reports)
-        state = context.getState(getEnergy=True)
-        kinetic.append(state.getKineticEnergy()._value)
-        totals.append(state.getPotentialEnergy()._value + kinetic[-1])
-    if not np.all(np.isfinite(totals)):
-        raise AssertionError(f"non-finite energy in NVE: {totals}")
-    return float(np.ptp(totals)), float(np.ptp(kinetic))

@@ -6,7 +6,7 @@ One run directory per seed, ``OUT/seed_<k>/``, which is mace-torch's ``--work_di
   ``mace.calculators.MACECalculator``); ``mace_seed<k>_stagetwo.model`` when SWA ran, which is
   then the returned model; ``*_compiled.model`` (TorchScript) beside it;
 - ``checkpoints/``, ``results/`` (per-epoch metrics), ``logs/`` (mace's log);
-- ``mace_stdout.log`` (everything the subprocess printed), ``settings.json``,
+- ``mace_stdout.log`` (everything the subprocess printed), ``job.json`` (settings, :mod:`openmm_physembed.jobs`),
   ``learning_curve.png`` + ``learning_curve.json``, and ``result.json`` once finished.
 
 Resuming: every run passes ``--restart_latest``, so a killed run restarted with the same
@@ -16,7 +16,6 @@ run directory made with different settings is refused rather than mixed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -29,6 +28,8 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import TrainingError, tail
 from ..io import read_json, write_json
+from ..jobs import JobDirectory
+from ..torch_device import cueq_available, resolve_device
 from .presets import TrainingPreset, get_preset
 
 # Options of mace_run_train (0.3.16) that are flags (store_true / store_false): given without a
@@ -45,6 +46,7 @@ _MANAGED = ("name", "seed", "work_dir", "train_file", "valid_file", "E0s", "devi
 # enable_cueq: mace converts the model to cuEquivariance *before* loading the latest checkpoint,
 # with strict=False, so flipping it on resume silently restarts or half-loads (_keep_cueq_choice).
 _RESUMABLE_CHANGES = ("device",)
+TRAINING_MANIFEST = "job.json"
 
 
 @dataclass(frozen=True)
@@ -136,9 +138,9 @@ def train_mace(
             raise TrainingError(f"option {key!r} is set by train_mace itself; pass it as an argument instead")
     e0s_text = _e0s_argument(e0s, train_file, [train_file, valid_file],
                              str(options.get("energy_key", "REF_energy")))
-    device = device or _default_device()
+    device = resolve_device(device or None)
     options.update(E0s=e0s_text, device=device, restart_latest=True, save_cpu=True)
-    if device.startswith("cuda") and _cueq_available():
+    if device.startswith("cuda") and cueq_available():
         options["enable_cueq"] = True
 
     jobs = []
@@ -185,11 +187,12 @@ def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path
                "valid_file": str(valid_file), **options}
     run_dir.mkdir(parents=True, exist_ok=True)
     options = _keep_cueq_choice(run_dir, options)
-    _check_settings(run_dir, options)
+    job = _check_settings(run_dir, options)
     result_path = run_dir / "result.json"
     if result_path.is_file():
         finished = TrainedModel.from_json(read_json(result_path))
         if finished.model_path.is_file():
+            job.finish(model=str(finished.model_path))
             return finished
 
     stdout_path = run_dir / "mace_stdout.log"
@@ -211,7 +214,9 @@ def _train_one_seed(seed: int, train_file: Path, valid_file: Path, run_dir: Path
         detail = usage_errors[-1] if usage_errors else "last lines:\n" + tail(output)
         raise TrainingError(f"mace_run_train failed for seed {seed} (exit {returncode}; full output in "
                             f"{stdout_path}): {detail}")
-    return _collect(seed, run_dir, name, options, preset_name)
+    trained = _collect(seed, run_dir, name, options, preset_name)
+    job.finish(model=str(trained.model_path))
+    return trained
 
 
 def _collect(seed: int, run_dir: Path, name: str, options: Mapping[str, Any], preset_name: str) -> TrainedModel:
@@ -392,15 +397,20 @@ def _started(run_dir: Path) -> bool:
     return (run_dir / "result.json").is_file() or any((run_dir / "checkpoints").glob("*.pt"))
 
 
+def _job(run_dir: Path, options: Mapping[str, Any]) -> JobDirectory:
+    return JobDirectory(run_dir, "MACE training run", options, manifest=TRAINING_MANIFEST, ignore=_RESUMABLE_CHANGES,
+                        error=TrainingError)
+
+
 def _keep_cueq_choice(run_dir: Path, options: dict) -> dict:
     """A resumed run keeps the cuEquivariance choice its checkpoints were written with."""
-    path = run_dir / "settings.json"
-    if not (path.is_file() and _started(run_dir)):
+    job = _job(run_dir, options)
+    if not (job.exists() and _started(run_dir)):
         return options
-    stored = bool(read_json(path).get("enable_cueq", False))
+    stored = bool(job.read().get("settings", {}).get("enable_cueq", False))
     if stored == bool(options.get("enable_cueq", False)):
         return options
-    if stored and not (str(options.get("device", "")).startswith("cuda") and _cueq_available()):
+    if stored and not (str(options.get("device", "")).startswith("cuda") and cueq_available()):
         raise TrainingError(f"{run_dir} was trained with cuEquivariance (CUDA); resume it where CUDA and "
                             "cuequivariance_torch are available, or train into a new directory")
     options = dict(options)
@@ -411,30 +421,9 @@ def _keep_cueq_choice(run_dir: Path, options: dict) -> dict:
     return options
 
 
-def _check_settings(run_dir: Path, options: Mapping[str, Any]) -> None:
-    path = run_dir / "settings.json"
-    current = {k: v for k, v in options.items() if k not in _RESUMABLE_CHANGES}
-    current = json.loads(json.dumps(current, default=str))
-    if path.is_file() and _started(run_dir):
-        stored = read_json(path)
-        if stored != current:
-            changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
-            raise TrainingError(f"{run_dir} was trained with different settings (changed: {changed}); "
-                                "use a new output directory")
-        return
-    write_json(path, current)
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _cueq_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("cuequivariance_torch") is not None
+def _check_settings(run_dir: Path, options: Mapping[str, Any]) -> JobDirectory:
+    """Refuse a started run with other settings; a run that never reached a checkpoint is taken over."""
+    return _job(run_dir, options).open(compare=lambda: _started(run_dir))
 
 
 def _truthy(value: Any) -> bool:

@@ -30,8 +30,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import PotentialError
-from ..units import BOHR_IN_ANGSTROM, BOHR_IN_NM, C6_HARTREE_BOHR6_IN_KJ_MOL_NM6, KJ_PER_MOL_PER_HARTREE
+from ...errors import PotentialError
+from ...units import (
+    BOHR_IN_ANGSTROM,
+    BOHR_IN_NM,
+    C6_HARTREE_BOHR6_IN_KJ_MOL_NM6,
+    KJ_PER_MOL_PER_HARTREE,
+)
 
 # Pyykkö & Atsumi, Chem. Eur. J. 15, 188 (2009), in Å, as tabulated by s-dftd3 (data/covrad.f90,
 # metals already decreased by 10 %), H to Xe. D3 scales them by 4/3.

@@ -14,17 +14,18 @@ Two methods:
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..io import write_json
-from .density import DensityResult, NPTProtocol
-from .density_estimators import ReweightingSamples, mbar_predict
-from .estimates import Estimate
-from .tasks import DensityTask, LiquidSetup, run_density_task
+from ...errors import PropertyError
+from ...io import write_json
+from ...simulation.liquid_setup import LiquidSetup
+from ..estimates import Estimate
+from .estimators import ReweightingSamples, mbar_predict
+from .npt import DensityResult, NPTProtocol
+from .tasks import DensityTask, run_density_task
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def scan_a1(setup: LiquidSetup, a1_values, target_density_g_cm3: float, out_dir:
             protocol: NPTProtocol = NPTProtocol(), executor: Executor | None = None,
             fixed_parameters: dict | None = None) -> A1FitResult:
     """The published method: NPT at each a1 (in parallel), linear fit, solve for the target."""
-    from ..executors import SerialExecutor
+    from ...executors import SerialExecutor
 
     a1_values = [float(a) for a in a1_values]
     tasks = [_task(setup, protocol, out_dir, a, fixed_parameters or {}) for a in a1_values]
@@ -145,6 +146,9 @@ def pooled_samples(runs: list[DensityResult], parameter: str = "a1") -> Reweight
         observable=np.concatenate([r["a"] for r in rows]),
         temperature_K=temperatures.pop(),
         pressure_bar=pressures.pop(),
+        trusted=all(r.window.trusted for r in runs),
+        note="; ".join(f"run at {parameter}={r.parameters[parameter]}: {r.window.note}"
+                       for r in runs if not r.window.trusted),
     )
 
 
@@ -159,7 +163,7 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
     ``tolerance_g_cm3`` (plus two standard errors) of the target. Each Newton step is capped at
     ``max_step`` in a1, so a noisy slope from a short run cannot throw the search far away.
     """
-    from ..executors import SerialExecutor
+    from ...executors import SerialExecutor
 
     executor = executor or SerialExecutor()
     out_dir = Path(out_dir)
@@ -170,7 +174,7 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
         # One directory per simulation index: a killed fit rerun with the same command replays the
         # same deterministic sequence and reloads every finished run.
         index = len(runs)
-        task = DensityTask(setup, replace(protocol, seed=protocol.seed + index),
+        task = DensityTask(setup, protocol.with_changes(seed=protocol.dynamics.seed + index),
                            {**(fixed_parameters or {}), "a1": a1}, out_dir / f"run{index:02d}_a1_{a1:+.5f}")
         run = executor.submit(run_density_task, task).result()
         runs.append(run)
@@ -239,7 +243,7 @@ def correction_from_fit(result: A1FitResult, alpha: float, *, model_path=None, s
     """
     from pathlib import Path
 
-    from ..potentials.corrections import CSOCorrection, file_sha256
+    from ...potentials.corrections import CSOCorrection, file_sha256
 
     if result.final_density is not None:
         density, stderr, source = result.final_density.value, result.final_density.stderr, "confirming NPT run"

@@ -7,40 +7,48 @@ detection and the statistical inefficiency from pymbar.timeseries.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..io import read_json, write_json
-from ..simulation.molecules import add_molecule_definition
-from ..simulation.runner import ArrayRecorder, run_checkpointed
-from ..simulation.setup import langevin_integrator, make_simulation
-from ..units import density_g_cm3
-from .density_estimators import ProductionWindow, fluctuation_derivative, mean_estimate, production_window
-from .estimates import Estimate
+from ...errors import PropertyError
+from ...io import read_json, write_json
+from ...simulation.dynamics import Dynamics
+from ...simulation.engine import run_md
+from ...simulation.runner import ArrayRecorder
+from ...units import density_g_cm3
+from ..estimates import Estimate
+from .estimators import (
+    ProductionWindow,
+    fluctuation_derivative,
+    mean_estimate,
+    production_window,
+)
 
 
 @dataclass(frozen=True)
 class NPTProtocol:
-    """Defaults are the published protocol."""
+    """Defaults are the published protocol: 1 ns at 1 fs, 298.15 K, 1 bar, last 200 ps averaged."""
 
-    temperature_K: float = 298.15
-    pressure_bar: float = 1.0
-    timestep_fs: float = 1.0
+    dynamics: Dynamics = Dynamics(temperature_K=298.15, pressure_bar=1.0)
     n_steps: int = 1_000_000
     report_interval: int = 100
     average_last_ps: float = 200.0
-    friction_per_ps: float = 1.0
-    barostat_interval: int = 25
     minimize: bool = True
-    seed: int = 2024
-    platform: str | None = None
+
+    def __post_init__(self):
+        if self.dynamics.pressure_bar is None or self.dynamics.thermostat == "verlet":
+            raise PropertyError("an NPT protocol needs Dynamics with a pressure_bar and a thermostat")
 
     @property
     def simulated_ps(self) -> float:
-        return self.n_steps * self.timestep_fs * 1e-3
+        return self.dynamics.ps(self.n_steps)
+
+    def with_changes(self, n_steps: int | None = None, **dynamics) -> "NPTProtocol":
+        """A copy with other ``n_steps`` and/or Dynamics fields (``temperature_K=...``); None keeps a value."""
+        return replace(self, n_steps=self.n_steps if n_steps is None else n_steps,
+                       dynamics=self.dynamics.with_changes(**dynamics))
 
 
 @dataclass(frozen=True)
@@ -113,58 +121,22 @@ def run_npt(
         Parameters whose dU/dparam is stored per frame; default: every parameter the System
         registers for energy derivatives.
     """
-    import openmm
-
     if not system.usesPeriodicBoundaryConditions():
         raise PropertyError("NPT density needs a periodic System (a liquid box)")
-    if any(isinstance(f, (openmm.MonteCarloBarostat, openmm.MonteCarloFlexibleBarostat,
-                          openmm.MonteCarloAnisotropicBarostat)) for f in system.getForces()):
-        raise PropertyError("the System already has a barostat; pass it without one")
-    # The barostat (and, for a MACE System, a molecule definition) go into the caller's System for
-    # the length of the run only: a Context keeps references to the System's forces, so they may be
-    # removed only once the Context is gone.
-    added = [f for f in (add_molecule_definition(system, topology),) if f is not None]
-    barostat = openmm.MonteCarloBarostat(protocol.pressure_bar, protocol.temperature_K,
-                                         protocol.barostat_interval)
-    system.addForce(barostat)
-    added.append(barostat)
-    try:
-        return _run_npt_with_barostat(system, topology, positions_nm, Path(out_dir), protocol, box_vectors_nm,
-                                      parameters, derivative_parameters, total_mass_amu, progress)
-    finally:
-        _remove_forces(system, len(added))
-
-
-def _run_npt_with_barostat(system, topology, positions_nm, out_dir: Path, protocol: NPTProtocol, box_vectors_nm,
-                           parameters, derivative_parameters, total_mass_amu, progress) -> DensityResult:
+    out_dir = Path(out_dir)
     if derivative_parameters is None:
         derivative_parameters = tuple(_registered_derivatives(system))
     parameters = dict(parameters or {})
     mass = total_mass_amu if total_mass_amu is not None else _system_mass(system)
-    integrator = langevin_integrator(protocol.temperature_K, protocol.friction_per_ps, protocol.timestep_fs,
-                                     protocol.seed)
-    simulation = make_simulation(system, topology, positions_nm, integrator, protocol.platform,
-                                 box_vectors_nm=box_vectors_nm)
-    for name, value in parameters.items():
-        simulation.context.setParameter(name, float(value))
-    run_dir = out_dir / "npt"
-    if not (run_dir / "checkpoint.npz").is_file():
-        if protocol.minimize:
-            simulation.minimizeEnergy(maxIterations=500)
-        simulation.context.setVelocitiesToTemperature(protocol.temperature_K, protocol.seed)
     recorder = ArrayRecorder("npt", protocol.report_interval, _npt_sampler(derivative_parameters), ("energy",)
                              + (("parameterDerivatives",) if derivative_parameters else ()))
-    settings = {"protocol": asdict(protocol), "parameters": parameters, "n_atoms": system.getNumParticles(),
-                "derivatives": list(derivative_parameters)}
+    settings = {"protocol": asdict(protocol), "derivatives": list(derivative_parameters)}
     label = ", ".join(f"{k}={v:g}" for k, v in parameters.items())
-    try:
-        records = run_checkpointed(simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
-                                   block_steps=min(1000, protocol.n_steps),
-                                   progress=f"NPT {protocol.temperature_K:g} K {label}".strip() if progress
-                                   else None)["npt"]
-    finally:
-        del simulation  # frees the Context before the caller's System loses the barostat
-    result = density_result_from_records(records, protocol, parameters, derivative_parameters, mass, out_dir)
+    records = run_md(system, topology, positions_nm, protocol.dynamics, protocol.n_steps, out_dir / "npt",
+                         [recorder], settings, box_vectors_nm=box_vectors_nm, parameters=parameters,
+                     minimize_iterations=500 if protocol.minimize else 0,
+                     progress=f"NPT {protocol.dynamics.temperature_K:g} K {label}".strip() if progress else None)
+    result = density_result_from_records(records["npt"], protocol, parameters, derivative_parameters, mass, out_dir)
     write_json(out_dir / "density.json", {
         "density_g_cm3": result.density.as_dict(), "parameters": parameters,
         "protocol": asdict(protocol), "window": asdict(result.window), "total_mass_amu": mass,
@@ -179,13 +151,13 @@ def density_result_from_records(records, protocol: NPTProtocol, parameters, deri
         raise PropertyError("the NPT run recorded no frames")
     volume = records["volume_nm3"]
     density = np.array([density_g_cm3(mass_amu, v) for v in volume])
-    time_ps = records["step"] * protocol.timestep_fs * 1e-3
+    time_ps = protocol.dynamics.ps(records["step"])
     window_start = int(np.searchsorted(time_ps, time_ps[-1] - protocol.average_last_ps, side="right"))
     window = production_window(density, window_start)
     return DensityResult(
         density=mean_estimate(density, window, "g/cm3", "NPT mean"),
-        temperature_K=protocol.temperature_K,
-        pressure_bar=protocol.pressure_bar,
+        temperature_K=protocol.dynamics.temperature_K,
+        pressure_bar=protocol.dynamics.pressure_bar,
         parameters=dict(parameters),
         window=window,
         time_ps=time_ps,
@@ -203,12 +175,6 @@ def _derivative_or_none(result: DensityResult, parameter: str) -> dict | None:
         return result.density_derivative(parameter).as_dict()
     except PropertyError:  # too few production frames for a fluctuation estimate
         return None
-
-
-def _remove_forces(system, count: int) -> None:
-    """Remove the last ``count`` forces (the ones run_npt appended)."""
-    for _ in range(count):
-        system.removeForce(system.getNumForces() - 1)
 
 
 def _registered_derivatives(system) -> list[str]:

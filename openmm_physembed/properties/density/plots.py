@@ -6,18 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...plotting import pyplot as _pyplot
+from ...plotting import save_figure as _save
 from .a1_fit import A1FitResult, pooled_samples
-from .density import DensityResult
-from .density_estimators import mbar_predict
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from .estimators import mbar_predict
+from .npt import DensityResult
 
 
 def plot_density_trace(result: DensityResult, path: str | Path, experiment_g_cm3: float | None = None) -> Path:
@@ -32,10 +25,7 @@ def plot_density_trace(result: DensityResult, path: str | Path, experiment_g_cm3
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("density (g/cm$^3$)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_a1_fit(results: list[A1FitResult], path: str | Path, target_tolerance_g_cm3: float = 0.002) -> Path:
@@ -70,7 +60,4 @@ def plot_a1_fit(results: list[A1FitResult], path: str | Path, target_tolerance_g
     ax.set_xlabel("a1")
     ax.set_ylabel("density (g/cm$^3$)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)

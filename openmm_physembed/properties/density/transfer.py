@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..io import write_json
-from .density import NPTProtocol
-from .estimates import Estimate
-from .experimental import ExperimentalLiquid
-from .tasks import DensityTask, LiquidSetup, run_density_task
+from ...io import write_json
+from ...simulation.liquid_setup import LiquidSetup
+from ..estimates import Estimate
+from ..experimental import ExperimentalLiquid
+from .npt import NPTProtocol
+from .tasks import DensityTask, run_density_task
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,14 @@ def run_transfer(cases: list[ExperimentalLiquid], make_setup: Callable[[Experime
                  alpha: float, a1: float, out_dir: str | Path, protocol: NPTProtocol = NPTProtocol(),
                  executor: Executor | None = None) -> list[TransferRow]:
     """NPT of every case with alpha = 0 and with the fitted (alpha, a1), all runs in parallel."""
-    from ..executors import SerialExecutor
+    from ...executors import SerialExecutor
 
     out_dir = Path(out_dir)
     tasks = []
     for case in cases:
         setup = make_setup(case)
         tag = f"{case.system.replace(' ', '_').replace(':', '-')}_{case.temperature_K:.2f}K"
-        run_protocol = replace(protocol, temperature_K=case.temperature_K)
+        run_protocol = protocol.with_changes(temperature_K=case.temperature_K)
         tasks.append(DensityTask(setup, run_protocol, {"alpha": 0.0, "a1": a1}, out_dir / tag / "uncorrected"))
         tasks.append(DensityTask(setup, run_protocol, {"alpha": alpha, "a1": a1}, out_dir / tag / "corrected"))
     results = list((executor or SerialExecutor()).map(run_density_task, tasks))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..io import read_extxyz, write_json
-from ..units import ANGSTROM_PER_NM, EV_PER_KJ_PER_MOL
+from ...errors import PropertyError
+from ...io import read_extxyz, write_json
+from ...units import ANGSTROM_PER_NM, EV_PER_KJ_PER_MOL
 
 # Leave the smallest scanned box some room over twice the CSO cutoff (the long-range correction
 # covers the rest).
@@ -45,8 +45,8 @@ def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology
     import openmm
     from openmm import app, unit
 
-    from ..potentials.corrected import CorrectedMACESystem
-    from ..simulation.setup import make_simulation
+    from ...potentials.corrected import CorrectedMACESystem
+    from ...simulation.setup import make_simulation
 
     structures = _read_scan(scan_path)
     topology = app.PDBFile(str(topology_pdb)).topology

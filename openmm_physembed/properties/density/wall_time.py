@@ -18,16 +18,16 @@ def time_npt_step(setup, protocol, parameters: dict | None = None, n_steps: int 
                   warmup_steps: int = 3) -> tuple[float, str]:
     """``(wall seconds per NPT step, platform name)`` of ``setup`` (a :class:`~.tasks.LiquidSetup`)
     under ``protocol``."""
-    simulation = setup.npt_simulation(protocol, parameters)
-    simulation.minimizeEnergy(maxIterations=20)  # packmol contacts would make the first steps unrepresentative
-    simulation.context.setVelocitiesToTemperature(protocol.temperature_K, protocol.seed)
-    simulation.step(warmup_steps)
-    started = time.perf_counter()
-    simulation.step(n_steps)
-    elapsed = time.perf_counter() - started
-    platform = simulation.context.getPlatform().getName()
-    del simulation
-    return elapsed / n_steps, platform
+    from ...simulation.engine import MDEngine
+
+    with MDEngine(setup.system(), setup.topology, setup.positions_nm, protocol.dynamics,
+                  box_vectors_nm=setup.box_vectors_nm, parameters=parameters) as md:
+        md.start(minimize_iterations=20)  # packmol contacts would make the first steps unrepresentative
+        md.simulation.step(warmup_steps)
+        started = time.perf_counter()
+        md.simulation.step(n_steps)
+        elapsed = time.perf_counter() - started
+        return elapsed / n_steps, md.context.getPlatform().getName()
 
 
 def format_hours(seconds: float) -> str:

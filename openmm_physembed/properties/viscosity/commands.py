@@ -13,58 +13,18 @@ import argparse
 
 def register(subparsers) -> None:
     _register_viscosity(subparsers)
-    _register_volume_scan(subparsers)
-
-
-def _register_volume_scan(subparsers) -> None:
-    from .density_commands import add_correction_options
-
-    parser = subparsers.add_parser(
-        "volume-scan", help="the paper's Fig. 5 check: force and energy errors on a rigid-volume scan set with "
-                            "and without the CSO correction",
-        description="Evaluate a MACE model with the CSO correction off and on (the same TorchForce + CSO System "
-                    "the density runs use) on the rigid-volume scan test set of `physembed liquid-dataset`, and "
-                    "print, per box scale factor, the energy change along the scans and the force RMSE against "
-                    "the GFN2-xTB labels (published: the correction changes the force RMSE by < 0.8 meV/A). "
-                    "Writes OUT/volume_scan.json and volume_scan.png.")
-    parser.add_argument("--model", required=True, help="MACE model file")
-    parser.add_argument("--dataset", required=True,
-                        help="directory of `physembed liquid-dataset` (test_scan.extxyz, topology.pdb)")
-    add_correction_options(parser)
-    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default="float64")
-    parser.add_argument("--platform", default=None)
-    parser.add_argument("-o", "--out", default=None, help="output directory (default DATASET/volume_scan)")
-    parser.set_defaults(handler=_volume_scan)
-
-
-def _volume_scan(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .density_commands import correction_from_args, describe_correction
-    from .volume_scan import evaluate_volume_scan, format_table
-
-    correction = correction_from_args(args, required=True)
-    dataset = Path(args.dataset)
-    out = Path(args.out or dataset / "volume_scan")
-    result = evaluate_volume_scan(args.model, dataset / "test_scan.extxyz", dataset / "topology.pdb", correction,
-                                  out_dir=out, dtype=args.dtype, platform=args.platform)
-    print(f"{describe_correction(correction)}; CSO cutoff {result.cso_cutoff_nm} nm (long-range correction beyond)")
-    print(format_table(result))
-    print(f"-> {result.json_path}, {result.plot_path}")
-    return 0
 
 
 def _register_viscosity(subparsers) -> None:
-    from ..cli_common import add_executor_options
-    from .density_commands import _add_liquid_options
+    from ...cli_common import add_executor_options
+    from ..liquid_cli import add_liquid_options
 
     parser = subparsers.add_parser(
         "viscosity", help="Green-Kubo shear viscosity of a liquid (GAFF or MACE base, optional CSO)",
         description="Equilibrate by NPT (or read frames), run NVT replicas from random frames while sampling "
                     "the pressure tensor, and report the viscosity in cP by STACIE and by time decomposition. "
                     "Published protocol: 1 ns NPT, 3 x 5 ns NVT at 1 fs. Resumable: rerun to continue.")
-    _add_liquid_options(parser)  # --steps/--timestep/--report-interval/--average-last-ps: the NPT stage
+    add_liquid_options(parser)  # --steps/--timestep/--report-interval/--average-last-ps: the NPT stage
     group = parser.add_argument_group("Green-Kubo NVT stage")
     group.add_argument("--frames", default=None, metavar="NPZ",
                        help="start from these frames (arrays positions_nm (n, atoms, 3) and box_nm (n, 3, 3)) "
@@ -92,7 +52,7 @@ def _register_viscosity(subparsers) -> None:
 def _load_frames(path):
     import numpy as np
 
-    from ..errors import PropertyError
+    from ...errors import PropertyError
 
     try:
         data = np.load(path)
@@ -103,14 +63,26 @@ def _load_frames(path):
 
 
 def _viscosity(args: argparse.Namespace) -> int:
-    from ..cli_common import executor_from_args
-    from .density_commands import _resolve, _setup, correction_from_args, correction_parameters, describe_correction
+    from ...cli_common import executor_from_args
+    from ...simulation.dynamics import Dynamics
+    from ..liquid_cli import (
+        correction_from_args,
+        correction_parameters,
+        describe_correction,
+        liquid_setup_from_args,
+        resolve_liquid,
+    )
     from .plots import plot_viscosity
-    from .viscosity import GreenKuboAnalysis, ViscosityProtocol, run_npt_frames, run_viscosity
+    from .workflow import (
+        GreenKuboAnalysis,
+        ViscosityProtocol,
+        run_npt_frames,
+        run_viscosity,
+    )
 
     correction = correction_from_args(args)
-    spec, npt_protocol, experiment, out = _resolve(args)
-    setup = _setup(args, spec, correction)
+    spec, npt_protocol, experiment, out = resolve_liquid(args)
+    setup = liquid_setup_from_args(args, spec, correction)
     parameters = correction_parameters(correction)
     if args.frames:
         positions, boxes = _load_frames(args.frames)
@@ -118,11 +90,12 @@ def _viscosity(args: argparse.Namespace) -> int:
         # Its own NPT directory: ``physembed density`` keeps a differently configured run in out/npt.
         positions, boxes = run_npt_frames(setup, out / "viscosity", npt_protocol,
                                           frame_interval=args.frame_interval, parameters=parameters)
-    protocol = ViscosityProtocol(
-        temperature_K=npt_protocol.temperature_K, timestep_fs=args.timestep, n_steps=args.nvt_steps,
-        equilibration_steps=args.nvt_equilibration_steps, sample_interval=args.sample_interval,
-        n_replicas=args.replicas, thermostat=args.thermostat, thermostat_rate_per_ps=args.thermostat_rate,
-        pressure_provider=args.pressure_provider, seed=args.seed, platform=args.platform)
+    nvt = Dynamics(temperature_K=npt_protocol.dynamics.temperature_K, timestep_fs=args.timestep,
+                   thermostat=args.thermostat, friction_per_ps=args.thermostat_rate, seed=args.seed,
+                   platform=args.platform)
+    protocol = ViscosityProtocol(nvt, n_steps=args.nvt_steps, equilibration_steps=args.nvt_equilibration_steps,
+                                 sample_interval=args.sample_interval, n_replicas=args.replicas,
+                                 pressure_provider=args.pressure_provider)
     analysis = GreenKuboAnalysis(stacie_model=args.stacie_model, n_segments=args.segments,
                                  std_fraction=args.std_fraction)
     with executor_from_args(args) as executor:
@@ -130,7 +103,7 @@ def _viscosity(args: argparse.Namespace) -> int:
                                parameters=parameters, progress=args.serial or args.workers == 1)
     reference = experiment.viscosity_cP if experiment is not None else None
     plots = plot_viscosity(result, out / "viscosity", reference_cp=reference)
-    print(f"viscosity at {protocol.temperature_K:g} K, {describe_correction(correction)} "
+    print(f"viscosity at {protocol.dynamics.temperature_K:g} K, {describe_correction(correction)} "
           f"({protocol.n_replicas} x {result.production_ps:g} ps NVT, volume {result.volume_nm3:.3f} nm^3):")
     if result.details.stacie is not None:
         print(f"  STACIE ({analysis.stacie_model}):  {result.stacie} "

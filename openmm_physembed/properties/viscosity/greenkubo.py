@@ -28,9 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..units import BOLTZMANN_J_PER_K, M3_PER_NM3, PA_PER_BAR, PA_S_IN_CP, S_PER_PS
-from .estimates import Estimate
+from ...errors import PropertyError
+from ...units import BOLTZMANN_J_PER_K, M3_PER_NM3, PA_PER_BAR, PA_S_IN_CP, S_PER_PS
+from ..estimates import Estimate
 
 # The five independent anisotropic combinations, in the order :func:`shear_components` returns them.
 SHEAR_COMPONENT_NAMES = ("Pxy", "Pxz", "Pyz", "(Pxx - Pyy/2 - Pzz/2)/sqrt(3)", "(Pyy - Pzz)/2")
@@ -61,6 +61,13 @@ def shear_components(pressure) -> np.ndarray:
     Returns
     -------
     ``(5, ...)`` array: component first, time (or whatever the leading axes were) after.
+
+    Examples
+    --------
+    One sample (xx, yy, zz, xy, xz, yz): (2 - 1/2 - 0/2)/sqrt(3) = 0.866 and (1 - 0)/2 = 0.5.
+
+    >>> shear_components(np.array([[2.0, 1.0, 0.0, 0.5, -0.5, 0.25]]))[:, 0].round(4).tolist()
+    [0.5, -0.5, 0.25, 0.866, 0.5]
     """
     p = np.asarray(pressure, dtype=float)
     if p.ndim >= 2 and p.shape[-2:] == (3, 3):
@@ -76,7 +83,16 @@ def shear_components(pressure) -> np.ndarray:
 
 
 def green_kubo_prefactor(volume_nm3: float, temperature_K: float) -> float:
-    """V / (kB T) in cP per (bar^2 ps): multiply an integral of <P(0)P(t)> (bar^2 ps) to get cP."""
+    """V / (kB T) in cP per (bar^2 ps): multiply an integral of <P(0)P(t)> (bar^2 ps) to get cP.
+
+    Examples
+    --------
+    27 nm^3 at 300 K: 27e-27 m^3 / (1.380649e-23 J/K * 300 K) = 6.5187e-6 / Pa, times
+    1e10 Pa^2/bar^2 * 1e-12 s/ps * 1e3 cP/(Pa s):
+
+    >>> f"{green_kubo_prefactor(27.0, 300.0):.4e}"
+    '6.5187e-05'
+    """
     if volume_nm3 <= 0 or temperature_K <= 0:
         raise PropertyError(f"volume ({volume_nm3} nm^3) and temperature ({temperature_K} K) must be positive")
     si = volume_nm3 * M3_PER_NM3 / (BOLTZMANN_J_PER_K * temperature_K)  # m^3 / J = 1 / Pa
@@ -91,6 +107,13 @@ def autocorrelation(series, max_lag: int | None = None, subtract_mean: bool = Fa
     The 1/(N - k) normalisation makes every lag unbiased (for a zero-mean series). Shear
     pressure components have zero mean by symmetry, so the mean is not subtracted by default:
     subtracting an estimated mean biases the integral by about -2 tau/N (relative).
+
+    Examples
+    --------
+    An alternating series: c_0 = 4/4, c_1 = -3/3, c_2 = 2/2, c_3 = -1/1.
+
+    >>> autocorrelation([1.0, -1.0, 1.0, -1.0]).round(12).tolist()
+    [1.0, -1.0, 1.0, -1.0]
     """
     x = np.asarray(series, dtype=float)
     n = x.shape[-1]
@@ -106,14 +129,26 @@ def autocorrelation(series, max_lag: int | None = None, subtract_mean: bool = Fa
 
 
 def running_integral(acf, timestep: float) -> np.ndarray:
-    """Cumulative trapezoidal integral along the last axis, starting at 0 for t = 0."""
+    """Cumulative trapezoidal integral along the last axis, starting at 0 for t = 0.
+
+    Examples
+    --------
+    >>> running_integral([1.0, 1.0, 3.0], timestep=0.5).tolist()
+    [0.0, 0.5, 1.5]
+    """
     from scipy.integrate import cumulative_trapezoid
 
     return cumulative_trapezoid(np.asarray(acf, dtype=float), dx=float(timestep), axis=-1, initial=0.0)
 
 
 def split_segments(series, segment_length: int) -> np.ndarray:
-    """``(..., N)`` -> ``(..., N // L, L)`` non-overlapping segments; the remainder is dropped."""
+    """``(..., N)`` -> ``(..., N // L, L)`` non-overlapping segments; the remainder is dropped.
+
+    Examples
+    --------
+    >>> split_segments(np.arange(7), 3).tolist()
+    [[0, 1, 2], [3, 4, 5]]
+    """
     x = np.asarray(series)
     n_segments = x.shape[-1] // int(segment_length)
     if n_segments < 1:
@@ -218,6 +253,13 @@ def double_exponential(t, amplitude: float, alpha: float, tau1: float, tau2: flo
 
     The running integral of A [alpha exp(-t/tau1) + (1 - alpha) exp(-t/tau2)]; its limit
     A alpha tau1 + A (1 - alpha) tau2 is the Green-Kubo integral (Zhang et al. 2015, Eq. 6).
+
+    Examples
+    --------
+    At t = 0 it is 0; long after both times, 2 * 0.5 * 1 + 2 * 0.5 * 3 = 4.
+
+    >>> [round(float(double_exponential(t, 2.0, 0.5, 1.0, 3.0)), 12) for t in (0.0, 1000.0)]
+    [0.0, 4.0]
     """
     t = np.asarray(t, dtype=float)
     return (amplitude * alpha * tau1 * -np.expm1(-t / tau1)

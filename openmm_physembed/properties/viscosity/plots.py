@@ -10,29 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+from ...plotting import pyplot as _pyplot
+from ...plotting import save_figure as _save
 
 
 def plot_autocorrelation(curves, path: str | Path, max_time_ps: float | None = None) -> Path:
     """Mean autocorrelation of the shear components (times V/kBT, cP/ps) with its standard error.
 
-    ``curves`` is a :class:`~openmm_physembed.properties.greenkubo.GreenKuboCurves`.
+    ``curves`` is a :class:`~openmm_physembed.properties.viscosity.greenkubo.GreenKuboCurves`.
     """
     plt = _pyplot()
     t, acf, sem = curves.time_ps, curves.acf_mean_cp_per_ps, curves.acf_sem_cp_per_ps
@@ -87,7 +72,7 @@ def plot_stacie_spectrum(stacie, path: str | Path, time_unit_ps: float = 1.0, ti
                          acint_unit_str: str = "cP") -> Path:
     """STACIE's spectrum with the fitted model and its cutoff (STACIE's own plotting routine).
 
-    ``stacie`` is a :class:`~openmm_physembed.properties.greenkubo.StacieEstimate` whose
+    ``stacie`` is a :class:`~openmm_physembed.properties.viscosity.greenkubo.StacieEstimate` whose
     ``result`` is kept; times are in ps unless ``time_unit_ps`` says otherwise.
     """
     from stacie import UnitConfig, plot_fitted_spectrum
@@ -103,7 +88,7 @@ def plot_stacie_spectrum(stacie, path: str | Path, time_unit_ps: float = 1.0, ti
 
 def plot_viscosity(result, out_dir: str | Path, reference_cp: float | None = None,
                    reference_label: str = "experiment") -> dict[str, Path]:
-    """All three viscosity plots of a :class:`~openmm_physembed.properties.viscosity.ViscosityResult`."""
+    """All three viscosity plots of a :class:`~openmm_physembed.properties.viscosity.workflow.ViscosityResult`."""
     out = Path(out_dir)
     d = result.details
     td = d.time_decomposition

@@ -43,13 +43,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..units import BAR_IN_KJ_PER_MOL_NM3
+from ...errors import PropertyError
+from ...units import BAR_IN_KJ_PER_MOL_NM3
 
 _BUILTIN: dict[str, str] = {
-    "finite-difference": "openmm_physembed.properties.pressure:FiniteDifferencePressureTensor",
-    "exact-mace": "openmm_physembed.properties.pressure:ExactMACEPressureTensor",
-    "auto": "openmm_physembed.properties.pressure:AutoPressureTensor",
+    "finite-difference": "openmm_physembed.properties.viscosity.pressure:FiniteDifferencePressureTensor",
+    "exact-mace": "openmm_physembed.properties.viscosity.pressure:ExactMACEPressureTensor",
+    "auto": "openmm_physembed.properties.viscosity.pressure:AutoPressureTensor",
 }
 _REGISTERED: dict[str, Callable[..., "PressureTensorProvider"]] = {}
 
@@ -234,7 +234,7 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
     def prepare_system(self, system) -> None:
         import openmm
 
-        from ..simulation.plugins import is_torch_force
+        from ...simulation.plugins import is_torch_force
 
         super().prepare_system(system)
         groups = ALL_GROUPS if self.force_groups is None else self.force_groups
@@ -319,7 +319,7 @@ class ExactMACEPressureTensor(PressureTensorProvider):
         self._on_device: dict = {}  # copies of the module on the GPUs Contexts ran on
 
     def prepare_system(self, system) -> None:
-        from ..simulation.plugins import is_torch_force
+        from ...simulation.plugins import is_torch_force
 
         super().prepare_system(system)
         torch_forces = [f for f in system.getForces() if is_torch_force(f)]
@@ -349,7 +349,7 @@ class ExactMACEPressureTensor(PressureTensorProvider):
     def mace_virial_bar(self, state, device=None) -> np.ndarray:
         """MACE's part of the virial (bar) for ``state``, evaluated on ``device`` (default: where
         the module was built, the CPU for :func:`~openmm_physembed.potentials.add_mace_force`)."""
-        from ..potentials.mace_module import mace_virial, module_on
+        from ...potentials.mace_module import mace_virial, module_on
 
         if self._module is None:
             raise PropertyError("call prepare_system(system) before computing the pressure")
@@ -384,7 +384,7 @@ class AutoPressureTensor(PressureTensorProvider):
         self.chosen: PressureTensorProvider | None = None
 
     def prepare_system(self, system) -> None:
-        from ..simulation.plugins import has_torch_force
+        from ...simulation.plugins import has_torch_force
 
         if has_torch_force(system):
             self.chosen = ExactMACEPressureTensor(include_kinetic=self.include_kinetic)
@@ -420,7 +420,7 @@ def torch_device_of(context) -> str:
 
 def _as_torch_force(force):
     """The System hands plugin forces back as plain ``Force``; cast to TorchForce."""
-    from ..potentials.mace_force import import_openmmtorch
+    from ...potentials.mace_force import import_openmmtorch
 
     openmmtorch = import_openmmtorch()
     return force if hasattr(force, "getModule") else openmmtorch.TorchForce.cast(force)

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PropertyError
-from ..io import write_json
-from ..simulation.runner import ArrayRecorder, run_checkpointed
-from ..simulation.setup import make_simulation
-from ..units import BAR_IN_KJ_PER_MOL_NM3, BOLTZMANN_KJ_PER_MOL_K
-from .estimates import Estimate
+from ...errors import PropertyError
+from ...io import write_json
+from ...simulation.dynamics import Dynamics
+from ...simulation.engine import MDEngine, run_md
+from ...simulation.liquid_setup import LiquidSetup
+from ...simulation.runner import CHECKPOINT_FILE, ArrayRecorder
+from ...units import BAR_IN_KJ_PER_MOL_NM3, BOLTZMANN_KJ_PER_MOL_K
+from ..estimates import Estimate
 from .greenkubo import (
     GreenKuboCurves,
     PressureSeries,
@@ -39,43 +41,44 @@ from .greenkubo import (
     viscosity_stacie,
     viscosity_time_decomposition,
 )
-from .pressure import PressureTensorProvider, create_pressure_provider, energy_discontinuities, tensor_to_voigt
-from .tasks import LiquidSetup
-
-THERMOSTATS = ("nose-hoover", "langevin")
+from .pressure import (
+    PressureTensorProvider,
+    create_pressure_provider,
+    energy_discontinuities,
+    tensor_to_voigt,
+)
 
 
 @dataclass(frozen=True)
 class ViscosityProtocol:
-    """NVT production runs; defaults are the published protocol (3 x 5 ns at 1 fs)."""
+    """NVT production runs; defaults are the published protocol (3 x 5 ns at 1 fs).
 
-    temperature_K: float = 298.15
-    timestep_fs: float = 1.0
+    The thermostat defaults to Nose-Hoover (``dynamics.friction_per_ps`` is its collision
+    frequency); ``dynamics.pressure_bar`` must stay None (constant volume).
+    """
+
+    dynamics: Dynamics = Dynamics(temperature_K=298.15, thermostat="nose-hoover")
     n_steps: int = 5_000_000  # production steps per replica
     equilibration_steps: int = 10_000  # NVT steps before sampling (new velocities, same box)
     sample_interval: int = 5  # steps between pressure-tensor samples
     n_replicas: int = 3
-    thermostat: str = "nose-hoover"
-    thermostat_rate_per_ps: float = 1.0  # Nose-Hoover collision frequency or Langevin friction
     pressure_provider: str = "auto"  # exact MACE virial when there is MACE, else finite differences
     pressure_options: dict = field(default_factory=dict)
-    seed: int = 2024
-    platform: str | None = None
     checkpoint_interval_s: float = 60.0
 
     def __post_init__(self):
-        if self.thermostat not in THERMOSTATS:
-            raise PropertyError(f"thermostat {self.thermostat!r} is not one of {', '.join(THERMOSTATS)}")
+        if self.dynamics.pressure_bar is not None:
+            raise PropertyError("Green-Kubo runs are NVT: give Dynamics without pressure_bar")
         if self.sample_interval < 1 or self.n_steps < self.sample_interval or self.n_replicas < 1:
             raise PropertyError("need sample_interval >= 1, n_steps >= sample_interval and n_replicas >= 1")
 
     @property
     def sample_interval_ps(self) -> float:
-        return self.sample_interval * self.timestep_fs * 1e-3
+        return self.dynamics.ps(self.sample_interval)
 
     @property
     def production_ps(self) -> float:
-        return self.n_steps * self.timestep_fs * 1e-3
+        return self.dynamics.ps(self.n_steps)
 
 
 @dataclass(frozen=True)
@@ -170,17 +173,6 @@ class ViscosityTask:
     progress: bool = False
 
 
-def _integrator(protocol: ViscosityProtocol, seed: int):
-    import openmm
-
-    dt_ps = protocol.timestep_fs * 1e-3
-    if protocol.thermostat == "nose-hoover":
-        return openmm.NoseHooverIntegrator(protocol.temperature_K, protocol.thermostat_rate_per_ps, dt_ps)
-    integrator = openmm.LangevinMiddleIntegrator(protocol.temperature_K, protocol.thermostat_rate_per_ps, dt_ps)
-    integrator.setRandomNumberSeed(int(seed))
-    return integrator
-
-
 def _degrees_of_freedom(system) -> int:
     import openmm
 
@@ -194,36 +186,26 @@ def run_viscosity_replica(task: ViscosityTask) -> ReplicaRun:
     system = task.setup.system()
     provider = create_pressure_provider(protocol.pressure_provider, **dict(protocol.pressure_options))
     provider.prepare_system(system)
-    seed = protocol.seed + 1000 * task.replica
-    integrator = _integrator(protocol, seed)
-    simulation = make_simulation(system, task.setup.topology, task.positions_nm, integrator, protocol.platform,
-                                 box_vectors_nm=task.box_vectors_nm)
-    for name, value in task.parameters.items():
-        simulation.context.setParameter(name, float(value))
     out = Path(task.out_dir)
     equilibration_dir, production_dir = out / "equilibration", out / "production"
-    fresh = not (equilibration_dir / "checkpoint.npz").is_file() and not (production_dir / "checkpoint.npz").is_file()
-    if fresh:
-        simulation.context.setVelocitiesToTemperature(protocol.temperature_K, seed)
     settings = {"protocol": asdict(protocol), "replica": task.replica, "frame_index": task.frame_index,
-                "parameters": dict(task.parameters), "n_atoms": system.getNumParticles(),
                 "provider": provider.describe(),
                 "box_nm": np.asarray(task.box_vectors_nm, dtype=float).round(8).tolist()}
     label = f"replica {task.replica}"
-    if protocol.equilibration_steps > 0 and not (production_dir / "checkpoint.npz").is_file():
-        run_checkpointed(simulation, protocol.equilibration_steps, equilibration_dir, [], settings=settings,
+    with MDEngine(system, task.setup.topology, task.positions_nm, protocol.dynamics,
+                  box_vectors_nm=task.box_vectors_nm, parameters=task.parameters,
+                  seed=protocol.dynamics.seed + 1000 * task.replica) as md:
+        md.start([equilibration_dir, production_dir])
+        if protocol.equilibration_steps > 0 and not (production_dir / CHECKPOINT_FILE).is_file():
+            md.run(protocol.equilibration_steps, equilibration_dir, [], settings,
+                   checkpoint_interval_s=protocol.checkpoint_interval_s,
+                   progress=f"NVT equilibration {label}" if task.progress else None)
+        reporter = PressureTensorReporter(provider, protocol.sample_interval)
+        records = md.run(protocol.n_steps, production_dir, [reporter], settings, restart_step_count=True,
                          checkpoint_interval_s=protocol.checkpoint_interval_s,
-                         block_steps=min(1000, protocol.equilibration_steps),
-                         progress=f"NVT equilibration {label}" if task.progress else None)
-    if not (production_dir / "checkpoint.npz").is_file():
-        simulation.currentStep = 0
-        simulation.context.setStepCount(0)
-    reporter = PressureTensorReporter(provider, protocol.sample_interval)
-    records = run_checkpointed(simulation, protocol.n_steps, production_dir, [reporter], settings=settings,
-                               checkpoint_interval_s=protocol.checkpoint_interval_s,
-                               block_steps=max(protocol.sample_interval,
-                                               (1000 // protocol.sample_interval) * protocol.sample_interval),
-                               progress=f"NVT Green-Kubo {label}" if task.progress else None)["pressure"]
+                         block_steps=max(protocol.sample_interval,
+                                         (1000 // protocol.sample_interval) * protocol.sample_interval),
+                         progress=f"NVT Green-Kubo {label}" if task.progress else None)["pressure"]
     return replica_from_records(records, protocol, task, system)
 
 
@@ -240,7 +222,7 @@ def replica_from_records(records: dict, protocol: ViscosityProtocol, task: Visco
                             f"{task.discard_ps} ps; run longer")
     n_dof = _degrees_of_freedom(system) if system is not None else 3 * len(task.positions_nm)
     temperature = float(np.mean(2.0 * kinetic / (n_dof * BOLTZMANN_KJ_PER_MOL_K)))
-    series = PressureSeries(pressure, protocol.sample_interval_ps, volume, protocol.temperature_K)
+    series = PressureSeries(pressure, protocol.sample_interval_ps, volume, protocol.dynamics.temperature_K)
     run = ReplicaRun(task.replica, task.frame_index, series, temperature, sampling_cost_fraction(records),
                      tuple(float(v) for v in pressure.mean(axis=0)), Path(task.out_dir))
     write_json(Path(task.out_dir) / "replica.json", run.summary())
@@ -369,18 +351,18 @@ def run_viscosity(setup: LiquidSetup, positions_nm, box_vectors_nm, out_dir: str
     parameters
         Global parameter values to set in each Context (e.g. ``{'alpha': 0.05, 'a1': 0.6}``).
     """
-    from ..executors import SerialExecutor
+    from ...executors import SerialExecutor
 
     positions, boxes = _frames(positions_nm, box_vectors_nm, len(setup.positions_nm))
     out = Path(out_dir)
-    frames = choose_start_frames(len(positions), protocol.n_replicas, protocol.seed)
+    frames = choose_start_frames(len(positions), protocol.n_replicas, protocol.dynamics.seed)
     tasks = [ViscosityTask(setup, positions[f], boxes[f], protocol, out / f"replica_{r}", r, f,
                            dict(parameters or {}), analysis.discard_ps, progress)
              for r, f in enumerate(frames)]
     executor = executor or SerialExecutor()
     futures = [executor.submit(run_viscosity_replica, task) for task in tasks]
     replicas = tuple(future.result() for future in futures)
-    from ..simulation.plugins import deserialize_system
+    from ...simulation.plugins import deserialize_system
 
     # The XML alone (no MACE model load) is enough to find truncated cutoffs.
     classical = deserialize_system(setup.system_xml)
@@ -400,10 +382,10 @@ def viscosity_result(replicas: tuple[ReplicaRun, ...], protocol: ViscosityProtoc
     return ViscosityResult(
         stacie=_estimate_or_nan(details.stacie, "STACIE"),
         time_decomposition=_estimate_or_nan(details.time_decomposition, "time decomposition"),
-        temperature_K=protocol.temperature_K,
+        temperature_K=protocol.dynamics.temperature_K,
         volume_nm3=float(np.mean([s.volume_nm3 for s in series])),
         production_ps=float(min(s.duration_ps for s in series)),
-        sample_interval_fs=protocol.sample_interval * protocol.timestep_fs,
+        sample_interval_fs=protocol.sample_interval * protocol.dynamics.timestep_fs,
         replicas=tuple(replicas),
         details=details,
         warnings=warnings,
@@ -418,30 +400,24 @@ def run_npt_frames(setup: LiquidSetup, out_dir: str | Path, protocol=None, frame
     ``protocol`` is a :class:`~openmm_physembed.properties.density.NPTProtocol` (default: the
     published 1 ns at 1 fs, 298.15 K, 1 bar); ``last_ps`` defaults to its averaging window.
     """
-    from .density import NPTProtocol
+    from ..density import NPTProtocol
 
     protocol = protocol or NPTProtocol()
-    simulation = setup.npt_simulation(protocol, parameters)
-    system = simulation.system
-    run_dir = Path(out_dir) / "npt"
-    if not (run_dir / "checkpoint.npz").is_file():
-        if protocol.minimize:
-            simulation.minimizeEnergy(maxIterations=500)
-        simulation.context.setVelocitiesToTemperature(protocol.temperature_K, protocol.seed)
 
     def sample(sim, state):
         return {"positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float64),
                 "box_nm": np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64)}
 
     recorder = ArrayRecorder("frames", frame_interval, sample, ("positions",), enforce_periodic_box=True)
-    settings = {"protocol": asdict(protocol), "parameters": dict(parameters or {}), "frame_interval": frame_interval,
-                "n_atoms": system.getNumParticles(), "label": setup.label}
-    records = run_checkpointed(simulation, protocol.n_steps, run_dir, [recorder], settings=settings,
-                               block_steps=min(1000, protocol.n_steps),
-                               progress="NPT equilibration" if progress else None)["frames"]
+    run_dir = Path(out_dir) / "npt"
+    records = run_md(setup.system(), setup.topology, setup.positions_nm, protocol.dynamics, protocol.n_steps, run_dir,
+                     [recorder], {"protocol": asdict(protocol), "frame_interval": frame_interval, "label": setup.label},
+                     box_vectors_nm=setup.box_vectors_nm, parameters=parameters,
+                     minimize_iterations=500 if protocol.minimize else 0,
+                     progress="NPT equilibration" if progress else None)["frames"]
     if len(records["step"]) == 0:
         raise PropertyError(f"the NPT run in {run_dir} recorded no frames; lower frame_interval")
-    time_ps = records["step"] * protocol.timestep_fs * 1e-3
+    time_ps = protocol.dynamics.ps(records["step"])
     window = protocol.average_last_ps if last_ps is None else last_ps
     keep = time_ps >= time_ps[-1] - window
     return records["positions_nm"][keep], records["box_nm"][keep]

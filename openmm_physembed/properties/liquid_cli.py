@@ -1,0 +1,111 @@
+"""Command-line options that describe a liquid, its base potential, CSO correction and NPT run.
+
+Shared by ``density``, ``fit-a1``, ``transfer``, ``viscosity`` and ``volume-scan`` so they describe a liquid alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_liquid_options(parser: argparse.ArgumentParser) -> None:
+    from ..cli_common import add_composition_options
+
+    add_composition_options(parser, default_n_molecules=100)
+    add_model_and_npt_options(parser)
+
+
+def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
+    add_correction_options(parser)
+    parser.add_argument("--cso-cutoff", type=float, default=1.2, help="CSO cutoff, nm (box must be twice that)")
+    parser.add_argument("--cso-switch", type=float, default=None,
+                        help="switch the CSO off smoothly from this distance (nm) to the cutoff")
+    parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
+    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default="float32", help="MACE precision (single = float32, double = float64)")
+    parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
+    parser.add_argument("--pressure", type=float, default=1.0, help="bar")
+    parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
+    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
+    parser.add_argument("--report-interval", type=int, default=100, help="steps between stored frames")
+    parser.add_argument("--average-last-ps", type=float, default=200.0, help="averaging window (ps)")
+    parser.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--skip-timing", action="store_true",
+                        help="do not time a few steps first (runs of 20000+ steps print their estimated wall time)")
+    parser.add_argument("-o", "--out", default=None, help="output directory")
+
+
+def add_correction_options(parser: argparse.ArgumentParser) -> None:
+    """``--alpha``/``--a1``, ``--correction``, ``--force-correction``: how the CSO term is chosen (no default)."""
+    group = parser.add_argument_group("CSO correction: --alpha and --a1, or --correction (no default values)")
+    group.add_argument("--alpha", type=float, default=None, help="scale of the CSO term (0 = off)")
+    group.add_argument("--a1", type=float, default=None, help="CSO damping parameter a1 (with --alpha)")
+    group.add_argument("--correction", default=None, metavar="FILE|NAME",
+                       help="(alpha, a1, s6) from the correction.json `physembed fit-a1` writes (refused if it was "
+                            "fitted for another --model), or a published pair for its own model file only: "
+                            "mace-off23-small, mace-ec-emc")
+    group.add_argument("--force-correction", action="store_true",
+                       help="use a --correction file fitted for another model anyway")
+
+
+def correction_from_args(args: argparse.Namespace, required: bool = False):
+    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` the options choose, or
+    ``None`` for no correction (no option, or ``--alpha 0`` alone); ``required`` refuses ``None``."""
+    from ..errors import PropertyError
+    from ..potentials.corrections import choose_correction
+
+    off = args.correction is None and args.a1 is None and not args.alpha
+    chosen = None if off else choose_correction(args.correction, alpha=args.alpha, a1=args.a1,
+                                                model_path=args.model, force=args.force_correction)
+    if required and (chosen is None or chosen.alpha == 0):
+        raise PropertyError(f"`physembed {args.command}` needs a CSO correction: give --correction FILE (from "
+                            "`physembed fit-a1`) or --alpha and --a1 (alpha = 0 switches the term off)")
+    return chosen
+
+
+def describe_correction(correction) -> str:
+    if correction is None:
+        return "no CSO correction"
+    origin = "" if correction.source == "explicit" else f" from {correction.source}"
+    return f"alpha={correction.alpha:g}, a1={correction.a1:g}, s6={correction.s6:g}{origin}"
+
+
+def resolve_liquid(args):
+    from pathlib import Path
+
+    from ..cli_common import composition_from_args, liquid_name, liquid_temperature
+    from .density.npt import NPTProtocol
+
+    spec, experiment = composition_from_args(args)
+    temperature = liquid_temperature(args, experiment)
+    protocol = NPTProtocol(npt_dynamics_from_args(args, temperature), n_steps=args.steps,
+                           report_interval=args.report_interval, average_last_ps=args.average_last_ps)
+    out = Path(args.out or f"runs/{liquid_name(args, spec)}_{temperature:g}K")
+    return spec, protocol, experiment, out
+
+
+def npt_dynamics_from_args(args, temperature_K: float = 298.15):
+    """Langevin at ``temperature_K`` and ``--pressure``, with ``--timestep``, ``--seed``, ``--platform``."""
+    from ..simulation.dynamics import Dynamics
+
+    return Dynamics(temperature_K=temperature_K, timestep_fs=args.timestep, pressure_bar=args.pressure,
+                    seed=args.seed, platform=args.platform)
+
+
+def liquid_setup_from_args(args, spec, correction):
+    """Box + base + CSO for ``correction`` (a CSOCorrection; ``None``: the term is present but off)."""
+    from .liquid import build_liquid_setup
+
+    values = {} if correction is None else {"alpha": correction.alpha, "a1": correction.a1, "s6": correction.s6}
+    return build_liquid_setup(spec, model_path=args.model, cso_cutoff_nm=args.cso_cutoff,
+                              cso_switch_nm=args.cso_switch, charge_method=args.charge_method, dtype=args.dtype,
+                              **values)
+
+
+def correction_parameters(correction) -> dict:
+    """Global parameter values a run sets: the correction's, or alpha = 0 (off)."""
+    if correction is None:
+        return {"alpha": 0.0, "a1": 0.0}
+    return {"alpha": correction.alpha, "a1": correction.a1}

@@ -1,0 +1,73 @@
+"""Workarounds for bugs of the peers this package runs on, each behind a version check.
+
+Every entry names the distribution, the last version verified to have the problem, the problem,
+and what the project does instead. A newer release switches the workaround off by itself
+(:meth:`Workaround.active`); once the pinned versions have moved past an entry, delete it and the
+branch that asks for it. The three places that ask: the CSO force (long-range correction), the
+platform and pool setup (CPU threads) and the System serialiser (TorchForce XML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Workaround:
+    distribution: str  # the pip name of the peer
+    affected_up_to: str  # the newest version verified to have the problem
+    problem: str
+    remedy: str
+
+    def active(self) -> bool:
+        """True when the installed version is one known to be affected (or older)."""
+        installed = installed_version(self.distribution)
+        return installed is None or _version(installed) <= _version(self.affected_up_to)
+
+
+CPU_LONG_RANGE_CORRECTION = Workaround(
+    "openmm", "8.6.1",
+    problem="The CPU platform integrates a CustomNonbondedForce's long-range correction (and one integral "
+            "per parameter derivative) over every pair of particle classes on every step: the CSO term became "
+            "8x slower (129 vs 16 ms per step for 1050 atoms, 15 classes).",
+    remedy="The CSO force keeps its correction off; a one-pair force (CSOLongRangeCorrection) carries the same "
+           "energy, 1/V dependence and parameter derivatives (potentials/cso/forces.py::_long_range_force).")
+
+CPU_SINGLE_THREAD = Workaround(
+    "openmm", "8.6.1",
+    problem="With one CPU thread (or two threads sharing a core) a CustomNonbondedForce runs ~12x slower once "
+            "a second CustomNonbondedForce of the System has been evaluated (225 vs 19 ms for the 1050-atom "
+            "EMC CSO term; two threads: 19 ms either way).",
+    remedy="CPU platforms and pool workers get at least two OpenMM threads (min_cpu_threads), pools one worker "
+           "per two cores (executors.default_workers, share_cores).")
+
+TORCHFORCE_XML = Workaround(
+    "openmmtorch", "1.5",
+    problem="Deserialising a System whose XML holds a TorchForce segfaults in TorchForceProxy (serialising "
+            "works).",
+    remedy="Systems travel as XML without their TorchForce plus the add_mace_force arguments that rebuild it "
+           "(simulation/liquid_setup.py); deserialize_system refuses XML with a TorchForce.")
+
+WORKAROUNDS = (CPU_LONG_RANGE_CORRECTION, CPU_SINGLE_THREAD, TORCHFORCE_XML)
+
+
+def min_cpu_threads() -> int:
+    """The fewest OpenMM CPU threads a Context may get (see :data:`CPU_SINGLE_THREAD`)."""
+    return 2 if CPU_SINGLE_THREAD.active() else 1
+
+
+@lru_cache(maxsize=None)
+def installed_version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _version(text: str):
+    from packaging.version import Version
+
+    return Version(text)
