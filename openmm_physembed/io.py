@@ -36,7 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_json(path: str | Path, data: Any) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+        tmp.write_text(json.dumps(data, indent=1, default=json_default))
     return Path(path)
 
 
@@ -66,7 +66,8 @@ def read_extxyz(path: str | Path) -> list:
     return read(str(path), index=":", format="extxyz")
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` default for numpy scalars and arrays and paths."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

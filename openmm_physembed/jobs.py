@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from .errors import PhysEmbedError
-from .io import read_json, write_json
+from .io import json_default, read_json, write_json
 
 
 def jsonable(value):
@@ -128,8 +128,8 @@ class JobDirectory:
 
 
 def _plain(value):
-    if isinstance(value, Path):
+    # Settings may hold objects JSON has no type for (a bond-typing source, an enum): their text stands in.
+    try:
+        return json_default(value)
+    except TypeError:
         return str(value)
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    return str(value)

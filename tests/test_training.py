@@ -276,7 +276,11 @@ def test_swa_returns_the_stage_two_model(dataset, tmp_path):
 def test_a_resumed_run_keeps_its_cuequivariance_choice(tmp_path):
     """mace converts to cueq before loading the checkpoint (strict=False): a flip would half-load it."""
     from openmm_physembed.errors import TrainingError
-    from openmm_physembed.training.mace_train import _check_settings, _job, _keep_cueq_choice
+    from openmm_physembed.training.mace_train import (
+        _check_settings,
+        _job,
+        _keep_cueq_choice,
+    )
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "x_run-0_epoch-3.pt").write_bytes(b"")

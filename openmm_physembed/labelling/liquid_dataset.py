@@ -98,11 +98,9 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
 
 
 def _plot_density_coverage(frames, path: Path) -> Path:
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (trace, hist) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     trace.plot(frames.npt_time_ps, frames.npt_density_g_cm3, color="0.4", lw=1)
     trace.set_xlabel("GAFF NPT time (ps)")
@@ -119,7 +117,4 @@ def _plot_density_coverage(frames, path: Path) -> Path:
     hist.set_xlabel("density (g/cm$^3$)")
     hist.set_ylabel("structures")
     hist.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

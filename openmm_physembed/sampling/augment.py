@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,14 +113,14 @@ def run_augmentation(
         source = get_bond_typing(typing_source, charge_method=charge_method, cache_dir=cache_dir)
     else:
         source = typing_source
-    settings = json.loads(json.dumps({
+    settings = {
         "molecule": molecule.name, "identity": molecule.identity_hash(), "smiles": molecule.smiles,
         "reference_frames": str(frames_path.resolve()), "reference_frames_sha256": _sha256(frames_path),
         "typing_source": getattr(source, "name", type(source).__name__), "seed": int(seed),
         "parameters": parameters.to_dict(),
         # Only when on, so that runs made before angle sampling existed stay reusable.
         **({"angle_parameters": angle_parameters.to_dict()} if angle_parameters.enabled else {}),
-    }))
+    }
     paths = {key: out_dir / name for key, name in FILES.items()}
     # The frames may have moved; their content hash is what matters.
     job = JobDirectory(out_dir, "bond sampling run", settings, manifest=MANIFEST, ignore=("reference_frames",),

@@ -55,10 +55,9 @@ class StabilityProtocol:
     def reference_steps(self) -> int:
         return int(round(self.reference_ps * 1000.0 / self.reference_md.timestep_fs))
 
-    def with_changes(self, temperature_K: float | None = None, platform: str | None = None,
-                     **changes) -> "StabilityProtocol":
-        """A copy with other fields; ``temperature_K`` and ``platform`` go to the test MD. None keeps a value."""
-        test_md = self.test_md.with_changes(temperature_K=temperature_K, platform=platform)
+    def with_changes(self, temperature_K: float | None = None, **changes) -> "StabilityProtocol":
+        """A copy with other fields; ``temperature_K`` is the test MD's. None keeps a value."""
+        test_md = self.test_md.with_changes(temperature_K=temperature_K)
         return replace(self, test_md=test_md, **{k: v for k, v in changes.items() if v is not None})
 
 

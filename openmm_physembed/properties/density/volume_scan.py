@@ -165,11 +165,9 @@ def format_table(result: VolumeScanResult) -> str:
 
 
 def _plot(result: VolumeScanResult, path: Path) -> Path:
-    import matplotlib
+    from ...plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     table = result.table
     volume = [r["volume_ratio"] for r in table]
     fig, (energy, force) = plt.subplots(1, 2, figsize=(10, 4))
@@ -187,7 +185,4 @@ def _plot(result: VolumeScanResult, path: Path) -> Path:
     force.set_ylabel("force RMSE (meV/$\\AA$)")
     force.set_title(f"change {result.force_rmse_change_mev_per_angstrom:+.2f} meV/$\\AA$ (published < 0.8)")
     force.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
