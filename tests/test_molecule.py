@@ -16,6 +16,8 @@ FORMULAS = {
     "ethyl_acetate": "C4H8O2",
     "diethyl_carbonate": "C5H10O3",
     "propylene_carbonate": "C4H6O3",
+    "chlorophenylacetic-acid": "C8H7ClO2",
+    "dimethylaminopropionitrile": "C5H10N2",
 }
 
 
@@ -24,9 +26,11 @@ def test_library_molecules_have_published_formulas(name):
     molecule = Molecule.from_name(name)
     assert molecule.formula == FORMULAS[name]
     assert molecule.charge == 0
-    # Embedded geometry is chemically sane: every bond between 0.9 and 1.7 A (C-F 1.35, C-H 1.09).
+    # Embedded geometry is chemically sane: every bond between 0.9 and 1.7 A (C-F 1.35, C-H 1.09),
+    # 1.8 A with chlorine (aryl C-Cl 1.75).
     lengths = [np.linalg.norm(molecule.positions_nm[i] - molecule.positions_nm[j]) for i, j in molecule.bonds]
-    assert 0.090 < min(lengths) and max(lengths) < 0.170
+    longest = 0.180 if "Cl" in molecule.symbols else 0.170
+    assert 0.090 < min(lengths) and max(lengths) < longest
 
 
 def test_embedding_is_deterministic_for_a_seed():

@@ -17,7 +17,7 @@ from openmm_physembed.executors import make_executor  # noqa: E402
 TINY = StabilityProtocol(
     name="tiny", reference_ps=2.0, frame_interval=20, n_frames=8, n_validation=2, training_preset="quick",
     training_overrides={"max_num_epochs": 2, "num_channels": 8}, seeds=(0,), n_starts=2, test_ps=0.1,
-    check_interval=10, charge_method="gasteiger", angles_per_structure=2)
+    check_interval=10, charge_method="gasteiger", angles_per_structure=2, cover_every_type=True)
 
 
 def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
@@ -54,7 +54,9 @@ def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     assert second.wall_s < 0.5 * first.wall_s
     assert sum(line.strip().startswith("MD done:") for line in lines) == 2  # one per model
     # The report carries the survival statistics and an explanation for every collapse.
-    assert set(report["comparison"]) >= {"rate_ratio", "p_value", "logrank"}
+    assert set(report["comparison"]) >= {"rate_ratio", "p_value", "logrank", "model_level"}
+    assert report["comparison"]["model_level"]["n_models"] == [len(TINY.seeds), len(TINY.seeds)]
+    assert report["augmentation_coverage"]["unstretched_bond_types"] == []  # cover_every_type is on
     assert len(report["collapses"]) == sum(not r["stable"] for r in report["trajectories"])
     for method, summary in report["summary"].items():
         exposure = sum(TINY.test_ps if r["stable"] else r["collapse_time_ps"]

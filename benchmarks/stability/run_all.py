@@ -38,19 +38,26 @@ def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float
     """Markdown table of ``summary[molecule]`` entries (:func:`report.molecule_summary`)."""
     lines = [f"Stability at {temperature_K:g} K, {test_ps:g} ps per trajectory; hazard = collapses per "
              "trajectory-ps (exact 95% interval); P(100 ps) = 1 - exp(-100 hazard); rate ratio = augmented / "
-             "baseline hazard (exact conditional binomial test, two-sided)", "",
-             "| molecule | arm | collapsed / exposure | hazard (1/ps) | P(collapse in 100 ps) | published | "
-             "rate ratio | p |",
-             "|---|---|---|---|---|---|---|---|"]
+             "baseline hazard. Trajectory level: every trajectory independent (exact conditional binomial test); "
+             "model level: the trained model is the unit (exact permutation test over models, negative-binomial "
+             "rate ratio with profile-likelihood interval); both two-sided", "",
+             "| molecule | arm | models | collapsed / exposure | hazard (1/ps) | P(collapse in 100 ps) | published | "
+             "trajectory-level rate ratio | p | model-level rate ratio | p |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for molecule, entry in summary.items():
         for arm in ("baseline", "augmented"):
             a = entry[arm]
             h, p = a["hazard_per_ps"], a["p100"]
             published = entry["published_p100"].get(arm)
             rr = entry["rate_ratio"]
+            m = entry.get("model_level")
             tail = (f"{rr[0]:.2g} ({rr[1]:.2g}-{rr[2]:.2g}) | {entry['p_value']:.2g}" if arm == "augmented"
                     else " | ")
-            lines.append(f"| {molecule} | {arm} | {a['collapses']}/{a['trajectories']} in {a['exposure_ps']:.0f} ps | "
+            mr = m["rate_ratio"] if m else None
+            tail += (f" | {mr[0]:.2g} ({mr[1]:.2g}-{mr[2]:.2g}) | {m['p_value']:.2g}" if m and arm == "augmented"
+                     else " | | ")
+            n_models = m["n_models"][0 if arm == "baseline" else 1] if m else ""
+            lines.append(f"| {molecule} | {arm} | {n_models} | {a['collapses']}/{a['trajectories']} in {a['exposure_ps']:.0f} ps | "
                          f"{h[0]:.2g} ({h[1]:.2g}-{h[2]:.2g}) | {100 * p[0]:.0f}% ({100 * p[1]:.0f}-{100 * p[2]:.0f}%) | "
                          f"{'' if published is None else f'{100 * published:.0f}%'} | {tail} |")
     return "\n".join(lines) + "\n"
@@ -64,6 +71,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--summarize-only", action="store_true",
                         help="do not run anything; summarise the finished molecules under --out")
     parser.add_argument("--molecules", nargs="+", default=list(MOLECULES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="MACE training seeds (default: the preset's)")
     parser.add_argument("--out", type=Path, default=None, help="default runs/stability_benchmark_<preset>")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: in-process)")
     parser.add_argument("--platform", default=None, help="OpenMM platform of the MLFF MD")
@@ -76,11 +84,13 @@ def main(argv=None) -> dict:
     from openmm_physembed.io import write_json
     from openmm_physembed.stability.plots import plot_collapse_bars
     from openmm_physembed.stability.protocol import get_protocol
-    from openmm_physembed.stability.report import molecule_summary
+    from openmm_physembed.stability.report import claim_level, molecule_summary
 
     protocol = get_protocol(args.preset)
+    if args.seeds:
+        protocol = protocol.with_changes(seeds=tuple(args.seeds))
     out = args.out or Path(f"runs/stability_benchmark_{args.preset}")
-    summary, summaries, wall = {}, {}, {}
+    summary, summaries, wall, protocols = {}, {}, {}, {}
     for name in args.molecules:
         molecule = Molecule.from_any(name)
         report_path = out / molecule.name / "stability_report.json"
@@ -99,7 +109,15 @@ def main(argv=None) -> dict:
                 result = run_stability(molecule, out / molecule.name, protocol, None, md_platform=args.platform)
             report = json.loads(result.report_path.read_text())
         summaries[molecule.name] = report["summary"]
+        protocols[molecule.name] = report["protocol"]
+        if "model_level" not in report["comparison"]:  # a report made before model-level inference
+            from openmm_physembed.stability.report import model_level
+
+            test = report["protocol"]  # older reports flattened the test Dynamics into the protocol
+            timestep_fs = test["test_md"]["timestep_fs"] if "test_md" in test else test["timestep_fs"]
+            report["comparison"]["model_level"] = model_level(report["trajectories"], test["test_ps"], timestep_fs)
         summary[molecule.name] = molecule_summary(report["summary"], report["comparison"], molecule.name)
+        summary[molecule.name]["claim"] = claim_level(report["comparison"])
         wall[molecule.name] = report["wall_time_s"]["total_s"]
         if args.results:
             target = args.results / molecule.name
@@ -116,10 +134,12 @@ def main(argv=None) -> dict:
     table = summary_table(summary, protocol.test_ps, protocol.temperature_K)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(table)
-    document = {"preset": protocol.name, "protocol": {"seeds": list(protocol.seeds), "n_starts": protocol.n_starts,
-                                                      "test_ps": protocol.test_ps,
-                                                      "temperature_K": protocol.temperature_K,
-                                                      "training_preset": protocol.training_preset},
+    # What the reports were run with (a summary of older runs must not show today's preset).
+    ran = protocols[next(iter(protocols))]
+    document = {"preset": ran.get("name", protocol.name),
+                "protocol": {k: ran.get(k) for k in ("seeds", "n_starts", "test_ps", "training_preset",
+                                                     "angles_per_structure", "cover_every_type")}
+                | {"temperature_K": protocol.temperature_K},
                 **summary, "wall_s": wall}
     write_json(out / "summary.json", document)
     chart = plot_collapse_bars(summaries, out / "collapse_probability.png",

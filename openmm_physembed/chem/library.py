@@ -20,6 +20,10 @@ MOLECULE_SMILES: dict[str, str] = {
     "ethyl_acetate": "CCOC(C)=O",
     "diethyl_carbonate": "CCOC(=O)OCC",
     "propylene_carbonate": "CC1COC(=O)O1",
+    # Held out of the method's development (issue 28's prespecified stability run): an aryl
+    # chloride with a carboxylic acid, and a tertiary amine with a nitrile.
+    "chlorophenylacetic-acid": "OC(=O)Cc1ccc(Cl)cc1",
+    "dimethylaminopropionitrile": "CN(C)CCC#N",
 }
 
 ALIASES: dict[str, str] = {

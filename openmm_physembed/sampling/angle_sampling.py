@@ -31,6 +31,10 @@ structure:
    equilibrium length + margin) applies after each bend; a rejected bend is dropped and another
    angle drawn, up to ``max_attempts`` draws; a structure keeps its bond modification even when
    no bend passes (recorded as fewer bends).
+6. Coverage by design (with the bond sampling's ``cover_every_type``): every bendable angle type
+   gets one structure whose first bend is of that type (:mod:`.coverage`); the other bends
+   follow step 4. A scheduled type that finds no free angle or no bend that passes moves on to
+   the next structure.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class AngleModification:
     new_degrees: float
     segment: str
     moved_atoms: tuple[int, ...]
+    scheduled: bool = False  # drawn to cover its angle type (coverage by design), not by 1/k
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,32 +219,68 @@ def set_angle(positions: np.ndarray, plan: AnglePlan, new_degrees: float) -> np.
     return geometry.rotate_about_axis(positions, plan.moved, positions[j], normal, sign * change)
 
 
+def _try_bend(positions, plan: AnglePlan, ranges, thresholds, parameters, rng, scheduled: bool = False):
+    """One bend of ``plan`` (segment and angle drawn); None when the geometry check refuses it."""
+    segment = CLOSING if rng.random() < parameters.closing_probability else OPENING
+    low, high = ranges[plan.angle_type].segment(segment)
+    new = float(rng.uniform(low, high))
+    old = angle_degrees(positions, *plan.atoms)
+    trial = set_angle(positions, plan, new)
+    if geometry.close_pairs(trial, thresholds):
+        return None
+    return trial, AngleModification(plan.atoms, plan.angle_type, old, new, segment, plan.moved, scheduled)
+
+
 def bend_structure(positions: np.ndarray, plans: Sequence[AnglePlan], ranges: Mapping[str, AngleRange],
-                   thresholds: np.ndarray, parameters: AngleSamplingParameters, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, tuple[AngleModification, ...], int]:
-    """Up to ``angles_per_structure`` accepted bends; returns (positions, bends, rejected draws)."""
+                   thresholds: np.ndarray, parameters: AngleSamplingParameters, rng: np.random.Generator,
+                   scheduled_types: Sequence[str] = ()
+                   ) -> tuple[np.ndarray, tuple[AngleModification, ...], int, list[str]]:
+    """Scheduled bends first, then up to ``angles_per_structure`` in all by 1/k draws.
+
+    Returns (positions, bends, rejected draws, scheduled types this structure could not take).
+    """
     done: list[AngleModification] = []
     tried: set[int] = set()
     rejected = 0
+    deferred: list[str] = []
+
+    def accept(plan, bend):
+        done.append(bend)
+        # A later bend at the same vertex would change this angle again.
+        tried.update(n for n, p in enumerate(plans) if p.atoms[1] == plan.atoms[1])
+
+    for angle_type in scheduled_types:
+        bent = False
+        for _ in range(parameters.max_attempts):
+            members = [n for n, p in enumerate(plans) if p.angle_type == angle_type and n not in tried]
+            if not members:
+                break
+            index = members[int(rng.integers(len(members)))]
+            outcome = _try_bend(positions, plans[index], ranges, thresholds, parameters, rng, scheduled=True)
+            if outcome is None:
+                rejected += 1
+                if len(members) > 1:
+                    tried.add(index)  # another angle of the type may fit where this one clashed
+                continue
+            positions = outcome[0]
+            accept(plans[index], outcome[1])
+            bent = True
+            break
+        if not bent:
+            deferred.append(angle_type)
+    already = len(tried)  # the attempt budget of the 1/k draws, as without a schedule
     while len(done) < parameters.angles_per_structure and len(tried) < len(plans) \
-            and len(tried) < parameters.max_attempts:
+            and len(tried) - already < parameters.max_attempts:
         weights = np.array([0.0 if n in tried else 1.0 / p.k_eff for n, p in enumerate(plans)])
         index = int(rng.choice(len(plans), p=weights / weights.sum()))
         tried.add(index)
-        plan = plans[index]
-        segment = CLOSING if rng.random() < parameters.closing_probability else OPENING
-        low, high = ranges[plan.angle_type].segment(segment)
-        new = float(rng.uniform(low, high))
-        old = angle_degrees(positions, *plan.atoms)
-        trial = set_angle(positions, plan, new)
-        if geometry.close_pairs(trial, thresholds):
+        outcome = _try_bend(positions, plans[index], ranges, thresholds, parameters, rng)
+        if outcome is None:
             rejected += 1
             continue
-        done.append(AngleModification(plan.atoms, plan.angle_type, old, new, segment, plan.moved))
-        positions = trial
-        # A later bend at the same vertex would change this angle again.
-        tried.update(n for n, p in enumerate(plans) if p.atoms[1] == plan.atoms[1])
-    return positions, tuple(done), rejected
+        positions = outcome[0]
+        accept(plans[index], outcome[1])
+    return positions, tuple(done), rejected, deferred
 
 
 __all__ = [

@@ -74,6 +74,20 @@ class AugmentationOutputs:
     n_valid: int
     rejected_attempts: int
     reused: bool = False
+    coverage: dict | None = None  # AugmentationResult.coverage(): the types the set left out
+
+    def coverage_note(self) -> str:
+        """One line for the console: every type covered, or which were left out."""
+        c = self.coverage or {}
+        left = c.get("unstretched_bond_types", []) + c.get("unbent_angle_types", [])
+        if not c:
+            return "coverage not recorded (a run made before coverage by design)"
+        if not left:
+            bends = f" and all {c['n_bendable_angle_types']} bendable angle types bent" \
+                if c.get("n_bendable_angle_types") and c.get("bends_per_structure") else ""
+            return f"all {c['n_bond_types']} bond types stretched{bends}"
+        return ("left out (never stretched/bent): " + ", ".join(left)
+                + ("" if c.get("cover_every_type") else "; the random draw of the paper, coverage off"))
 
 
 def run_augmentation(
@@ -167,6 +181,7 @@ def run_augmentation(
                    "terminal": p.terminal, "in_ring": p.in_ring, "can_rotate": p.can_rotate} for p in result.plans],
         "angle_ranges": {name: r.to_dict() for name, r in result.angle_ranges.items()},
         "angle_units": {"k": "kJ/mol/rad^2 (E = k/2 (theta-theta0)^2)", "angles": "degrees"},
+        "coverage": result.coverage(),
     })
     _plot(paths["plot"], result, frames_nm, molecule)
     files = {k: p.name for k, p in paths.items()}
@@ -178,6 +193,7 @@ def run_augmentation(
         "modified_bond_types": _count([m.bond_type for rec in result.records for m in rec.modifications]),
         "segments": _count([m.segment for rec in result.records for m in rec.modifications]),
         "bent_angle_types": _count([b.angle_type for rec in result.records for b in rec.bends]),
+        "coverage": result.coverage(),
     }
     job.finish(**summary)
     return _outputs(out_dir, paths, job.summary, reused=False)
@@ -193,7 +209,7 @@ def _outputs(out_dir: Path, paths: dict, manifest: dict, reused: bool) -> Augmen
     return AugmentationOutputs(
         out_dir, paths["train"], paths["valid"], paths["records_json"], paths["records_csv"], paths["ranges"],
         paths["plot"], out_dir / MANIFEST, int(manifest["n_train"]), int(manifest["n_valid"]),
-        int(manifest["rejected_attempts"]), reused,
+        int(manifest["rejected_attempts"]), reused, manifest.get("coverage"),
     )
 
 

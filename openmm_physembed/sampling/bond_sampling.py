@@ -48,6 +48,15 @@ Algorithm (every constant is a field of :class:`BondSamplingParameters`)
    would need.
 8. Split: ``n_validation`` frames (drawn at random with the seed) stay unmodified for
    validation; the rest are modified.
+9. Coverage by design (``cover_every_type``, on by default; an extension, issue 28): before the
+   1/k draws, every bond type of the molecule is given one structure of its own, in which one
+   of its bonds (uniformly among them) is stretched, uniformly in its stretch segment
+   (:mod:`.coverage`). The rest of that structure's modifications and every other structure
+   follow steps 4-7 unchanged. With more types than structures each structure modifies
+   ``ceil(n_types / n_structures)`` bonds. A scheduled stretch the geometry check refuses
+   ``max_attempts`` times moves on to the next structure; a type no structure could take is
+   reported (``AugmentationResult.unstretched_bond_types``). Off (the published random draw,
+   the ``paper`` preset), the same report says which types the draw left out.
 
 Randomness comes from ``numpy.random.SeedSequence(seed)``: one child stream for the split and
 one per reference frame, so a structure depends only on the seed and its frame.
@@ -67,6 +76,7 @@ from ..errors import SamplingError
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
 from .angle_sampling import AngleSamplingParameters, bend_structure
+from .coverage import carry_over, coverage_schedule, missing_types, per_structure_quota
 
 COMPRESSION = "compression"
 STRETCH = "stretch"
@@ -91,6 +101,8 @@ class BondSamplingParameters:
     max_attempts: int = 20
     n_validation: int = 5
     bonds_per_structure: int = 1
+    # Not in the paper: without it a stiff bond type that occurs once is easily never drawn.
+    cover_every_type: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -262,6 +274,7 @@ class BondModification:
     rotation_degrees: float | None
     rotated_atoms: tuple[int, ...]
     moved_atoms: tuple[int, ...]
+    scheduled: bool = False  # drawn to cover its bond type (coverage by design), not by 1/k
 
     @property
     def old_length_angstrom(self) -> float:
@@ -342,10 +355,31 @@ class AugmentationResult:
     pair_thresholds: dict[str, dict] = field(default_factory=dict)  # type pair -> r_eq, source
     angle_parameters: AngleSamplingParameters = AngleSamplingParameters()
     angle_ranges: dict = field(default_factory=dict)  # angle type -> AngleRange (angle sampling on)
+    bendable_angle_types: tuple[str, ...] = ()  # angle types the bends can reach (angle sampling on)
 
     @property
     def rejected_attempts(self) -> int:
         return sum(r.rejected_attempts for r in self.records)
+
+    @property
+    def unstretched_bond_types(self) -> list[str]:
+        """Bond types of the molecule that no structure stretched (empty with coverage by design)."""
+        return missing_types(self.ranges, [m.bond_type for r in self.records for m in r.modifications
+                                           if m.segment == STRETCH])
+
+    @property
+    def unbent_angle_types(self) -> list[str]:
+        """Bendable angle types that no structure bent (empty with coverage by design and bends on)."""
+        return missing_types(self.bendable_angle_types, [b.angle_type for r in self.records for b in r.bends])
+
+    def coverage(self) -> dict:
+        """What the set covers, for reports: counts and the types left out."""
+        return {"cover_every_type": self.parameters.cover_every_type,
+                "n_bond_types": len(self.ranges), "unstretched_bond_types": self.unstretched_bond_types,
+                "n_bendable_angle_types": len(self.bendable_angle_types),
+                "unbent_angle_types": self.unbent_angle_types if self.angle_parameters.enabled else [],
+                "bonds_per_structure": max((len(r.modifications) for r in self.records), default=0),
+                "bends_per_structure": max((len(r.bends) for r in self.records), default=0)}
 
 
 # -- topology ------------------------------------------------------------------------------------
@@ -640,27 +674,50 @@ def augment_frames(
     if parameters.bonds_per_structure > len(typing.bonds):
         raise SamplingError(f"bonds_per_structure={parameters.bonds_per_structure} exceeds the "
                             f"{len(typing.bonds)} bonds of {molecule.name!r}")
+    n_structures = n_frames - parameters.n_validation
     symbols = molecule.symbols
     ranges = bond_ranges(typing, frames, parameters, lookup, symbols=symbols)
     plans = plan_bonds(typing, symbols, parameters)
     thresholds, pair_table = clash_thresholds(typing, symbols, lookup, parameters)
 
-    # Children n_frames+1 ... are the bends' streams: spawning more leaves the first n_frames+1 unchanged.
-    split_seq, *children = np.random.SeedSequence(seed).spawn(2 * n_frames + 1)
-    frame_seqs, bend_seqs = children[:n_frames], children[n_frames:]
+    # Children n_frames+1 ... are the bends' streams, the last two the coverage schedules: spawning
+    # more leaves the earlier streams (and so the published random draw) unchanged.
+    split_seq, *children = np.random.SeedSequence(seed).spawn(2 * n_frames + 3)
+    frame_seqs, bend_seqs = children[:n_frames], children[n_frames:2 * n_frames]
+    bond_schedule_seq, angle_schedule_seq = children[2 * n_frames:]
     split_rng = np.random.default_rng(split_seq)
     validation = tuple(sorted(int(i) for i in split_rng.choice(n_frames, parameters.n_validation, replace=False)))
     train = tuple(i for i in range(n_frames) if i not in set(validation))
     bending = _angle_setup(molecule, typing, frames, parameters, angle_parameters, angle_constants, symbols) \
         if angle_parameters.enabled else None
+    bendable = tuple(sorted({p.angle_type for p in bending[0]})) if bending is not None else ()
+
+    bond_quota, angle_quota = parameters.bonds_per_structure, angle_parameters.angles_per_structure
+    bond_schedule = [[] for _ in train]
+    angle_schedule = [[] for _ in train]
+    if parameters.cover_every_type:
+        bond_quota = per_structure_quota(len(ranges), len(train), bond_quota)
+        if bond_quota > len(typing.bonds):
+            raise SamplingError(f"{molecule.name!r}: {len(ranges)} bond types in {len(train)} structures need "
+                                f"{bond_quota} bonds per structure, more than its {len(typing.bonds)} bonds; "
+                                "give more reference frames")
+        bond_schedule = coverage_schedule(list(ranges), len(train), np.random.default_rng(bond_schedule_seq))
+        if bending is not None:
+            angle_quota = per_structure_quota(len(bendable), len(train), angle_quota)
+            angle_schedule = coverage_schedule(bendable, len(train), np.random.default_rng(angle_schedule_seq))
 
     positions_out, records = [], []
     for structure, frame in enumerate(train):
-        positions, record = _modify_frame(frames[frame], frame, structure, plans, ranges, thresholds, parameters,
-                                          np.random.default_rng(frame_seqs[frame]), molecule.name)
+        positions, record, deferred = _modify_frame(
+            frames[frame], frame, structure, plans, ranges, thresholds, parameters,
+            np.random.default_rng(frame_seqs[frame]), molecule.name, bond_quota, bond_schedule[structure])
+        carry_over(bond_schedule, structure, deferred)
         if bending is not None:
-            positions, bends, rejected = bend_structure(positions, bending[0], bending[1], thresholds,
-                                                        angle_parameters, np.random.default_rng(bend_seqs[frame]))
+            bend_parameters = replace(angle_parameters, angles_per_structure=angle_quota)
+            positions, bends, rejected, deferred = bend_structure(
+                positions, bending[0], bending[1], thresholds, bend_parameters,
+                np.random.default_rng(bend_seqs[frame]), scheduled_types=angle_schedule[structure])
+            carry_over(angle_schedule, structure, deferred)
             record = replace(record, bends=bends, rejected_bends=rejected)
         positions_out.append(positions)
         records.append(record)
@@ -668,7 +725,7 @@ def augment_frames(
         molecule_name=molecule.name, positions_nm=np.array(positions_out), records=tuple(records),
         train_frames=train, validation_frames=validation, ranges=ranges, plans=plans, parameters=parameters,
         seed=seed, typing=typing, pair_thresholds=pair_table, angle_parameters=angle_parameters,
-        angle_ranges={} if bending is None else bending[1],
+        angle_ranges={} if bending is None else bending[1], bendable_angle_types=bendable,
     )
 
 
@@ -689,17 +746,70 @@ def _angle_setup(molecule, typing, frames, parameters, angle_parameters, angle_c
     return plans, angle_ranges(typing.atom_types, frames, angle_constants, angle_parameters)
 
 
+def _blocked(plans, modifications, excluded) -> set[int]:
+    # With several bonds per structure, a later move must not undo an earlier bond's new length.
+    return set(excluded) | {p.index for p in plans for m in modifications if p.changes_distance(m.atom1, m.atom2)}
+
+
+def _accept(positions, plan: BondPlan, draw: Draw, angle, trial, scheduled: bool = False) -> BondModification:
+    return BondModification(
+        plan.atom1, plan.atom2, plan.bond_type,
+        old_length=geometry.bond_length(positions, plan.atom1, plan.atom2), new_length=draw.new_length,
+        segment=draw.segment, rotation_degrees=angle, rotated_atoms=plan.rotation_atoms if angle is not None else (),
+        moved_atoms=tuple(sorted(set(plan.moved_with_1) | set(plan.moved_with_2))), scheduled=scheduled,
+    )
+
+
+def _scheduled_stretch(positions, bond_type: str, plans, ranges, thresholds, parameters, rng, modifications,
+                       excluded: set[int], rejections: list) -> tuple[np.ndarray, BondModification | None]:
+    """Stretch one bond of ``bond_type`` (uniformly among its free bonds); None when none passes."""
+    low, high = ranges[bond_type].stretch
+    for _ in range(parameters.max_attempts):
+        blocked = _blocked(plans, modifications, excluded)
+        members = [p for p in plans if p.bond_type == bond_type and p.index not in blocked]
+        if not members:
+            return positions, None
+        plan = members[int(rng.integers(len(members)))]
+        draw = Draw(plan.index, STRETCH, float(rng.uniform(low, high)))
+        angle = draw_rotation(rng, plan, parameters)
+        trial = apply_modification(positions, plan, draw.new_length, angle)
+        clashes = geometry.close_pairs(trial, thresholds)
+        if not clashes:
+            return trial, _accept(positions, plan, draw, angle, trial, scheduled=True)
+        i, j, distance, threshold = clashes[0]
+        rejections.append(Rejection(plan.atom1, plan.atom2, plan.bond_type, STRETCH, draw.new_length, (i, j),
+                                    distance, threshold))
+        if len(members) > 1:
+            excluded.add(plan.index)  # another bond of the type may fit where this one clashed
+    return positions, None
+
+
 def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, ranges, thresholds, parameters,
-                  rng: np.random.Generator, name: str) -> tuple[np.ndarray, StructureRecord]:
+                  rng: np.random.Generator, name: str, quota: int | None = None,
+                  scheduled_types: Sequence[str] = ()) -> tuple[np.ndarray, StructureRecord, list[str]]:
+    """The structure of one frame: scheduled stretches first, then 1/k draws up to ``quota``.
+
+    Returns the positions, the record and the scheduled types this frame could not take.
+    """
+    quota = parameters.bonds_per_structure if quota is None else quota
     positions = reference.copy()
     modifications: list[BondModification] = []
     rejections: list[Rejection] = []
     excluded: set[int] = set()
+    deferred: list[str] = []
+    for bond_type in scheduled_types:
+        positions, accepted = _scheduled_stretch(positions, bond_type, plans, ranges, thresholds, parameters, rng,
+                                                 modifications, set(), rejections)
+        if accepted is None:
+            deferred.append(bond_type)
+        else:
+            modifications.append(accepted)
     attempts = 0
-    while len(modifications) < parameters.bonds_per_structure:
-        # With several bonds per structure, a later move must not undo an earlier bond's new length.
-        blocked = excluded | {p.index for p in plans for m in modifications if p.changes_distance(m.atom1, m.atom2)}
+    while len(modifications) < quota:
+        blocked = _blocked(plans, modifications, excluded)
         if attempts >= parameters.max_attempts or len(blocked) == len(plans):
+            if len(modifications) >= parameters.bonds_per_structure:
+                break  # the extra bonds coverage asked for are a wish; the requested count is met
             raise SamplingError(_failure_message(name, frame, attempts, rejections, reference, thresholds,
                                                  exhausted=len(blocked) == len(plans)))
         attempts += 1
@@ -714,15 +824,9 @@ def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, rang
             rejections.append(Rejection(plan.atom1, plan.atom2, plan.bond_type, draw.segment, draw.new_length,
                                         (i, j), distance, threshold))
             continue
-        modifications.append(BondModification(
-            plan.atom1, plan.atom2, plan.bond_type,
-            old_length=geometry.bond_length(positions, plan.atom1, plan.atom2), new_length=draw.new_length,
-            segment=draw.segment, rotation_degrees=angle,
-            rotated_atoms=plan.rotation_atoms if angle is not None else (),
-            moved_atoms=tuple(sorted(set(plan.moved_with_1) | set(plan.moved_with_2))),
-        ))
+        modifications.append(_accept(positions, plan, draw, angle, trial))
         positions = trial
-    return positions, StructureRecord(structure, frame, tuple(modifications), tuple(rejections))
+    return positions, StructureRecord(structure, frame, tuple(modifications), tuple(rejections)), deferred
 
 
 def _failure_message(name, frame, attempts, rejections, reference, thresholds, exhausted: bool) -> str:

@@ -79,6 +79,13 @@ def _register_augment(subparsers) -> None:
                      help="geometry check margin in Angstrom (default %(default)s)")
     aug.add_argument("--max-attempts", type=int, default=d.max_attempts,
                      help="draws per structure before giving up (default %(default)s)")
+    aug.add_argument("--random-draw", action="store_true",
+                     help="the paper's draw alone: no structure reserved per bond type, so rare stiff types may "
+                          "stay unstretched (reported); default: every bond type stretched at least once")
+    aug.add_argument("--angles-per-structure", type=int, default=0,
+                     help="bonded-angle bends per structure at --bend-temperature (default 0: bonds only)")
+    aug.add_argument("--bend-temperature", type=float, default=800.0,
+                     help="K; bend widths are 3 thermal widths sqrt(kB T / k) (default %(default)s)")
     aug.add_argument("--typing", default="gaff", help="bond typing source (gaff, gaff2)")
     aug.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc",
                      help="selects the cached GAFF parameterisation (types do not depend on charges)")
@@ -90,6 +97,7 @@ def _register_augment(subparsers) -> None:
 def _augment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .angle_sampling import AngleSamplingParameters
     from .augment import run_augmentation
     from .bond_sampling import BondSamplingParameters
 
@@ -98,13 +106,17 @@ def _augment(args: argparse.Namespace) -> int:
         terminal_k_factor=args.terminal_k_factor, compression_weight=1.0, stretch_weight=args.stretch_weight,
         rotation_probability=args.rotation_probability, rotation_degrees=tuple(args.rotation_degrees),
         clash_margin_angstrom=args.clash_margin, max_attempts=args.max_attempts, n_validation=args.n_validation,
-        bonds_per_structure=args.bonds_per_structure,
+        bonds_per_structure=args.bonds_per_structure, cover_every_type=not args.random_draw,
     )
+    angles = AngleSamplingParameters(angles_per_structure=args.angles_per_structure,
+                                     temperature_K=args.bend_temperature)
     molecule = molecule_from_args(args)
     out = Path(args.out or f"runs/{molecule.name}/augmented")
     result = run_augmentation(molecule, args.frames, out, parameters, seed=args.seed, typing_source=args.typing,
-                              charge_method=args.charge_method, cache_dir=args.cache_dir, overwrite=args.overwrite)
+                              charge_method=args.charge_method, cache_dir=args.cache_dir, overwrite=args.overwrite,
+                              angle_parameters=angles)
     state = "already done" if result.reused else f"{result.rejected_attempts} rejected attempt(s)"
     print(f"{result.n_train} modified -> {result.train_path}; {result.n_valid} validation -> {result.valid_path} "
           f"({state}); plot -> {result.plot_path}")
+    print(f"coverage: {result.coverage_note()}")
     return 0

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument("--angles-per-structure", type=int, default=None,
                         help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
                              "published; default: the preset's, 1 for quick and cpu)")
+    parser.add_argument("--random-draw", action="store_true",
+                        help="the paper's random bond draw alone, no structure reserved per bond/angle type "
+                             "(default for --preset paper; quick and cpu cover every type)")
     parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -65,6 +68,7 @@ def _stability(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds) if args.seeds else None, n_starts=args.n_starts, test_ps=args.test_ps,
         temperature_K=args.temperature, training_preset=args.training_preset, md_dtype=args.md_dtype,
         angles_per_structure=args.angles_per_structure,
+        cover_every_type=False if args.random_draw else None,
         charge_method=args.charge_method)
     out = Path(args.out or f"runs/stability/{molecule.name}_{protocol.name}")
     if args.workers is None and not args.serial and not args.dask_scheduler:

@@ -77,11 +77,14 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     angles = AngleSamplingParameters(angles_per_structure=protocol.angles_per_structure,
                                      temperature_K=protocol.temperature_K)
     augmentation = run_augmentation(molecule, reference.frames_path, out / "augmentation",
-                                    BondSamplingParameters(n_validation=protocol.n_validation), seed=protocol.seed,
+                                    BondSamplingParameters(n_validation=protocol.n_validation,
+                                                           cover_every_type=protocol.cover_every_type),
+                                    seed=protocol.seed,
                                     charge_method=protocol.charge_method, angle_parameters=angles)
     wall["augmentation_s"] = time.perf_counter() - t0
     bends = f", {protocol.angles_per_structure} angle bends each" if angles.enabled else ""
-    log(f"[2/5] augmentation: {augmentation.n_train} modified{bends} + {augmentation.n_valid} plain validation frames")
+    log(f"[2/5] augmentation: {augmentation.n_train} modified{bends} + {augmentation.n_valid} plain validation frames; "
+        f"{augmentation.coverage_note()}")
 
     # 3. GFN2-xTB labels: all plain frames (baseline training set), the modified frames, the validation frames.
     t0 = time.perf_counter()
@@ -224,13 +227,14 @@ def run_model_md(job: dict) -> list[dict]:
 def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, models, augmentation, wall,
                   total_s, explanations=None) -> StabilityResult:
     from .plots import plot_collapse_bars, plot_survival
-    from .report import PUBLISHED_P100, compare_arms, format_report, per_seed
+    from .report import PUBLISHED_P100, compare_arms, format_report, model_level, per_seed
 
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
     published = PUBLISHED_P100.get(molecule.name, {})
     summaries = {m: summarize(m, rs, protocol.test_ps, protocol.test_md.timestep_fs, published.get(m)).as_dict()
                  for m, rs in by_method.items()}
     comparison = compare_arms(by_method["augmented"], by_method["baseline"], protocol.test_ps, protocol.test_md.timestep_fs)
+    comparison["model_level"] = model_level(records, protocol.test_ps, protocol.test_md.timestep_fs)
     seeds = {m: per_seed(rs, protocol.test_ps, protocol.test_md.timestep_fs) for m, rs in by_method.items()}
     title = (f"{molecule.name}: {protocol.temperature_K:g} K, {protocol.test_ps:g} ps, "
              f"{len(protocol.seeds)} seeds x {protocol.n_starts} starts")
@@ -252,6 +256,7 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
         "comparison": comparison,
         "per_seed": seeds,
         "collapses": explanations or [],
+        "augmentation_coverage": augmentation.coverage,
         "text": format_report(molecule.name, summaries, comparison, seeds),
         "models": {m: [{"seed": t.seed, "model_path": str(t.model_path),
                         "valid_energy_rmse_mev_per_atom": t.valid_energy_rmse_mev_per_atom,

@@ -95,6 +95,14 @@ def compare_arms(augmented: list[dict], baseline: list[dict], test_ps: float, ti
             "logrank": {"statistic": test.statistic, "p_value": test.p_value}}
 
 
+def model_level(records: list[dict], test_ps: float, timestep_fs: float) -> dict:
+    """Augmented vs baseline with the trained model as the unit (:mod:`.model_level`)."""
+    from .model_level import model_level_summary, per_model_counts
+
+    return model_level_summary(per_model_counts(records, test_ps, timestep_fs, "augmented"),
+                               per_model_counts(records, test_ps, timestep_fs, "baseline"))
+
+
 def survival_curve(records: list[dict], test_ps: float, timestep_fs: float) -> survival.SurvivalCurve:
     """Kaplan-Meier curve of the records (trajectories censored at ``test_ps``) with its 95% band."""
     return survival.kaplan_meier(survival_times_ps(records, test_ps, timestep_fs), collapsed_flags(records))
@@ -106,10 +114,16 @@ def molecule_summary(summaries: dict[str, dict], comparison: dict, molecule: str
         return {"collapses": s["n_collapsed"], "trajectories": s["n_trajectories"], "exposure_ps": s["exposure_ps"],
                 "hazard_per_ps": s["hazard_per_ps"], "p100": s["p100"]}
 
-    return {"baseline": arm(summaries["baseline"]), "augmented": arm(summaries["augmented"]),
-            "rate_ratio": comparison["rate_ratio"], "p_value": comparison["p_value"],
-            "logrank_p_value": comparison["logrank"]["p_value"],
-            "published_p100": PUBLISHED_P100.get(molecule, {"baseline": None, "augmented": None})}
+    entry = {"baseline": arm(summaries["baseline"]), "augmented": arm(summaries["augmented"]),
+             "rate_ratio": comparison["rate_ratio"], "p_value": comparison["p_value"],
+             "logrank_p_value": comparison["logrank"]["p_value"],
+             "published_p100": PUBLISHED_P100.get(molecule, {"baseline": None, "augmented": None})}
+    if "model_level" in comparison:
+        m = comparison["model_level"]
+        entry["model_level"] = {"n_models": m["n_models"], "p_value": m["p_value"], "rate_ratio": m["rate_ratio"],
+                                "between_model_alpha": m["between_model_alpha"],
+                                "method": m["method"] + "; rate ratio: " + m["rate_ratio_method"]}
+    return entry
 
 
 def format_report(molecule: str, summaries: dict[str, dict], comparison: dict, seeds: dict | None = None) -> str:
@@ -124,14 +138,37 @@ def format_report(molecule: str, summaries: dict[str, dict], comparison: dict, s
                      f"{h[0]:>9.2e} [{h[1]:.1e}, {h[2]:.1e}] {100 * p[0]:>7.1f}% [{100 * p[1]:.0f}-{100 * p[2]:.0f}%] "
                      f"{'' if published is None else f'{100 * published:.0f}%':>9}")
     rr = comparison["rate_ratio"]
-    lines.append(f"  rate ratio augmented/baseline {rr[0]:.3g} (95% CI {rr[1]:.3g}-{rr[2]:.3g}), "
-                 f"p = {comparison['p_value']:.2g}; log-rank p = {comparison['logrank']['p_value']:.2g}")
+    lines.append(f"  trajectory level (every trajectory independent): rate ratio augmented/baseline {rr[0]:.3g} "
+                 f"(95% CI {rr[1]:.3g}-{rr[2]:.3g}), p = {comparison['p_value']:.2g}; "
+                 f"log-rank p = {comparison['logrank']['p_value']:.2g}")
+    m = comparison.get("model_level")
+    if m:
+        mr = m["rate_ratio"]
+        alpha = m.get("between_model_alpha")
+        lines.append(f"  model level ({m['n_models'][1]} augmented vs {m['n_models'][0]} baseline models, the unit of "
+                     f"replication): permutation p = {m['p_value']:.2g} (smallest possible {m['min_p_value']:.2g}); "
+                     f"NB rate ratio {mr[0]:.3g} (95% CI {mr[1]:.3g}-{mr[2]:.3g})"
+                     + (f", between-model CV^2 {alpha:.2f}" if alpha is not None else ""))
+        lines.append("  " + claim_level(comparison))
     if seeds:
         for method, by_seed in seeds.items():
             parts = [f"seed {k}: {v['collapses']}/{v['n_trajectories']} in {v['exposure_ps']:.0f} ps"
                      for k, v in by_seed.items()]
             lines.append(f"  {method:<10} " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def claim_level(comparison: dict, significance: float = 0.01) -> str:
+    """Which level supports 'the augmented arm collapses less', in one sentence."""
+    m = comparison.get("model_level")
+    trajectory = comparison["p_value"] < significance and comparison["rate_ratio"][0] < 1
+    if m and m["p_value"] < significance and m["rate_ratio"][0] < 1:
+        return f"supported at the model level (p < {significance:g}): it holds across independently trained models"
+    if trajectory:
+        return (f"supported at the trajectory level only: p < {significance:g} there, but not across models "
+                f"(model-level p = {m['p_value']:.2g}); trajectories of one model are not independent evidence"
+                if m else f"supported at the trajectory level (p < {significance:g}); no model-level test")
+    return f"not supported at p < {significance:g} at either level"
 
 
 def is_underpowered(summaries: dict[str, dict], alpha: float = 0.01) -> bool:
