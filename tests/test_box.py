@@ -6,6 +6,7 @@ from openmm_physembed.chem.box import (
     counts_from_mass_fractions,
     residue_names,
 )
+from openmm_physembed.chem.library import MOLECULE_SMILES
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import BoxError
 from openmm_physembed.units import density_g_cm3
@@ -97,3 +98,68 @@ def test_counts_from_mass_fractions_and_residue_names(ec_emc):
     assert counts_from_mass_fractions(ec_emc, [5, 5], 20) in {(11, 9), (10, 10)}
     assert residue_names([Molecule.from_name("emc"), Molecule.from_name("paracetamol"),
                           Molecule.from_name("ethyl_methyl_carbonate")]) == ["EMC", "PAR", "EM1"]
+
+
+# Molecules whose old names were OpenMM residues: DC (deoxycytidine: dimethyl and diethyl
+# carbonate), C (cytidine: methane by its SMILES), ALA, WAT (read back as HOH), ACE.
+SMILES_ONLY = [("C", None), ("O", "water"), ("CC(N)C(=O)O", "alanine"), ("CC(=O)NC", "ace")]
+
+
+def openmm_pdb_tables():
+    """Residue names OpenMM's PDB writer and reader treat specially, read from OpenMM directly."""
+    from openmm.app import PDBFile, Topology
+
+    Topology().createStandardBonds()
+    PDBFile._loadNameReplacementTables()
+    return (set(PDBFile._standardResidues) | set(Topology._standardBonds)
+            | set(PDBFile._residueNameReplacements) | set(PDBFile._residueNameReplacements.values()))
+
+
+def test_residue_names_are_never_openmm_residues():
+    molecules = [Molecule.from_name(name) for name in sorted(MOLECULE_SMILES)]
+    by_molecule = dict(zip((m.name for m in molecules), residue_names(molecules)))
+    assert by_molecule["dimethyl_carbonate"] == "DMC" and by_molecule["diethyl_carbonate"] == "DEC"
+    tables = openmm_pdb_tables()
+    assert {"DC", "C", "ALA", "WAT", "HOH", "ACE", "NME", "UNK", "DC3"} <= tables
+    # Named as those tables' entries on purpose: each gets a digit, never a name in the tables.
+    clashing = [Molecule.from_smiles("CCO", name=name) for name in ("dc", "dc", "dc", "ala", "hoh", "wat", "unk")]
+    for group in (molecules, clashing, [Molecule.from_smiles(s, name=n) for s, n in SMILES_ONLY]):
+        names = residue_names(group)
+        assert len(set(names)) == len(names)
+        assert not set(names) & tables, names
+        assert all(1 <= len(n) <= 3 and n.isalnum() and n == n.upper() for n in names)
+    assert residue_names(clashing) == ["DC1", "DC2", "DC4", "AL1", "HO1", "WA1", "UN1"]  # DC3 reads back as DC
+
+
+BOX_CASES = ({name: [name] for name in sorted(MOLECULE_SMILES)} | {"dmc+dec": ["dmc", "dec"]}
+             | {f"smiles:{smiles}": [(smiles, name)] for smiles, name in SMILES_ONLY})
+
+
+@pytest.mark.parametrize("components", list(BOX_CASES.values()), ids=list(BOX_CASES))
+def test_box_round_trips_through_its_pdb_with_every_bond(components, tmp_path):
+    """What LiquidBox.write_pdb writes, OpenMM's PDB reader gives back: residues, names and bonds."""
+    from openmm import app
+
+    from openmm_physembed.chem.residues import check_residues_connected
+
+    molecules = [Molecule.from_smiles(*c) if isinstance(c, tuple) else Molecule.from_name(c) for c in components]
+    box = build_box(molecules, counts=[2] * len(molecules), box_edge_nm=3.0, charge_method="gasteiger")
+    again = app.PDBFile(str(box.write_pdb(tmp_path / "box.pdb"))).topology
+
+    def bonds(topology):
+        return sorted(tuple(sorted((a.index, b.index))) for a, b in topology.bonds())
+
+    assert [r.name for r in again.residues()] == [r.name for r in box.topology.residues()]
+    assert [a.element for a in again.atoms()] == [a.element for a in box.topology.atoms()]
+    assert bonds(again) == bonds(box.topology)
+    assert len(bonds(again)) == sum(n * len(m.bonds) for m, n in zip(molecules, box.counts))
+    check_residues_connected(again, "box.pdb", BoxError, fix="")
+
+
+def test_write_pdb_refuses_a_box_whose_bonds_would_not_come_back(tmp_path):
+    box = build_box([Molecule.from_name("dmc")], counts=[2], box_edge_nm=2.0, charge_method="gasteiger")
+    for residue in box.topology.residues():
+        residue.name = "DC"  # the name versions before issue 25 gave it: deoxycytidine to OpenMM
+    with pytest.raises(BoxError, match=r"reads 2 bonds back .* not its 22; rename its residues \['DC'\]"):
+        box.write_pdb(tmp_path / "box.pdb")
+    assert not list(tmp_path.iterdir())  # nothing half-written

@@ -447,6 +447,57 @@ def test_frozen_cns_survive_wrapped_molecules_and_named_references(liquid_box):
         np.testing.assert_allclose(other.atom_c6(), reference.atom_c6(), rtol=tolerance)
 
 
+def small_box(name, seed=3):
+    """6 molecules in a box of ~1 nm: so small that a molecule's far hydrogens lie more than half a
+    box edge from its first atom, where a minimum-image guess puts them a box vector away."""
+    from openmm_physembed.chem.box import build_box
+
+    return build_box([Molecule.from_name(name)], counts=[6], density_g_cm3=1.0, seed=seed, charge_method="gasteiger")
+
+
+def write_pdb_as_before(box, path):
+    """The box's PDB file as versions before issue 25 wrote it: dimethyl and diethyl carbonate
+    were residue DC, a standard residue, so OpenMM wrote no CONECT records for their bonds."""
+    from openmm import unit
+
+    topology = app.PDBFile(str(box.write_pdb(path))).topology
+    for residue in topology.residues():
+        residue.name = "DC"
+    with open(path, "w") as handle:
+        app.PDBFile.writeFile(topology, box.positions_nm * 10.0 * unit.angstrom, handle)
+    return path
+
+
+@pytest.mark.parametrize("name, seed", [("dmc", 3), ("dmc", 4), ("dec", 3)])
+def test_cso_parameters_of_a_box_read_back_from_its_pdb_are_the_boxes(name, seed, tmp_path):
+    box = small_box(name, seed)
+    topology = app.PDBFile(str(box.write_pdb(tmp_path / "box.pdb"))).topology
+    assert topology.getPeriodicBoxVectors() is not None
+    reference = cso_parameters(box.topology, box.positions_nm)
+    again = cso_parameters(topology, box.positions_nm)
+    np.testing.assert_array_equal(again.molecule_index, reference.molecule_index)
+    np.testing.assert_allclose(again.class_coordination_numbers[again.atom_class],
+                               reference.class_coordination_numbers[reference.atom_class], rtol=1e-12)
+    np.testing.assert_allclose(again.atom_c6(), reference.atom_c6(), rtol=1e-12)
+
+
+def test_a_molecule_in_pieces_is_refused_in_a_periodic_box(tmp_path):
+    """Read back, the old file has 1 of each molecule's 11 bonds (OpenMM's DC template matched one
+    by atom name): in the periodic box the CSO term refuses it rather than guess where the pieces go."""
+    box = small_box("dmc")
+    topology = app.PDBFile(str(write_pdb_as_before(box, tmp_path / "old.pdb"))).topology
+    assert topology.getNumBonds() == 6 and topology.getPeriodicBoxVectors() is not None
+    with pytest.raises(PotentialError, match=r"molecule 0 \(residue 'DC', 12 atoms; one of 6 such molecules\) "
+                                             r"whole in the periodic box: .* 11 pieces.*'DC' is a residue name "
+                                             r"OpenMM's PDB reader has its own template for") as error:
+        cso_parameters(topology, box.positions_nm)
+    assert "\n" not in str(error.value)
+    # Without a box nothing is made whole, so the pieces cannot move: the same classes as the box's.
+    topology.setPeriodicBoxVectors(None)
+    np.testing.assert_allclose(cso_parameters(topology, box.positions_nm).atom_c6(),
+                               cso_parameters(box.topology, box.positions_nm).atom_c6(), rtol=1e-12)
+
+
 def test_periodic_box_is_close_to_dftd3_in_the_liquid(liquid_box):
     """s-dftd3 on the periodic box (liquid CNs, same 1.2 nm cutoff, intermolecular entries)."""
     box = liquid_box

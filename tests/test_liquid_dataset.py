@@ -142,45 +142,62 @@ def voigt_to_matrix(voigt):
 
 
 @pytest.fixture(scope="module")
-def scan_set(dmc_box, tmp_path_factory):
-    """A labelled scan set whose labels are mace-torch's own (MACECalculator) for a random model."""
+def scan_model(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("mace")
     pytest.importorskip("openmmtorch")
+    from openmm_physembed.testing import make_random_mace_model
+
+    return make_random_mace_model(tmp_path_factory.mktemp("scan_model") / "tiny.model", atomic_numbers=(1, 6, 8),
+                                  r_max_angstrom=4.0, num_channels=8, max_L=1, correlation=2, dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def scan_set(scan_model, tmp_path_factory):
+    """``scan_set(seed)``: a 6-DMC box packed with ``seed`` and a labelled scan set of it whose labels
+    are mace-torch's own (MACECalculator) for a random model; ``topology.pdb`` beside it."""
     import ase
     from mace.calculators import MACECalculator
 
     from openmm_physembed.io import write_extxyz
-    from openmm_physembed.testing import make_random_mace_model
 
-    directory = tmp_path_factory.mktemp("scan")
-    model = make_random_mace_model(directory / "tiny.model", atomic_numbers=(1, 6, 8), r_max_angstrom=4.0,
-                                   num_channels=8, max_L=1, correlation=2, dtype="float64")
-    box = dmc_box
-    masses = np.array([a.mass for a in box.structure.atoms])
-    rng = np.random.default_rng(0)
-    sources = [box.positions_nm,  # and the same molecules each shifted a little: a second source frame
-               box.positions_nm + rng.normal(0, 0.01, (box.n_molecules, 3))[box.molecule_index()]]
-    calculator = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64")
-    structures = []
-    for step, positions in enumerate(sources):
-        for factor, (p, b) in zip((0.97, 1.0, 1.04), rigid_volume_scan(positions, box.box_vectors_nm,
-                                                                       box.molecule_index(), masses,
-                                                                       (0.97, 1.0, 1.04))):
-            atoms = ase.Atoms([a.element.symbol for a in box.topology.atoms()], positions=p * 10, cell=b * 10,
-                              pbc=True)
-            atoms.calc = calculator
-            atoms.info.update({"REF_energy": atoms.get_potential_energy(), "scale_factor": factor,
-                               "source_step": step})
-            atoms.arrays["REF_forces"] = atoms.get_forces()
-            atoms.calc = None
-            structures.append(atoms)
-    write_extxyz(directory / "test_scan.extxyz", structures)
-    box.write_pdb(directory / "topology.pdb")
-    return model, directory, structures
+    calculator = MACECalculator(model_paths=str(scan_model), device="cpu", default_dtype="float64")
+    made = {}
+
+    def make(seed: int = 3):
+        if seed in made:
+            return made[seed]
+        directory = tmp_path_factory.mktemp(f"scan_seed{seed}")
+        box = build_box([Molecule.from_any("dmc")], counts=[6], density_g_cm3=1.0, seed=seed)
+        masses = np.array([a.mass for a in box.structure.atoms])
+        rng = np.random.default_rng(0)
+        sources = [box.positions_nm,  # and the same molecules each shifted a little: a second source frame
+                   box.positions_nm + rng.normal(0, 0.01, (box.n_molecules, 3))[box.molecule_index()]]
+        structures = []
+        for step, positions in enumerate(sources):
+            for factor, (p, b) in zip((0.97, 1.0, 1.04), rigid_volume_scan(positions, box.box_vectors_nm,
+                                                                           box.molecule_index(), masses,
+                                                                           (0.97, 1.0, 1.04))):
+                atoms = ase.Atoms([a.element.symbol for a in box.topology.atoms()], positions=p * 10, cell=b * 10,
+                                  pbc=True)
+                atoms.calc = calculator
+                atoms.info.update({"REF_energy": atoms.get_potential_energy(), "scale_factor": factor,
+                                   "source_step": step})
+                atoms.arrays["REF_forces"] = atoms.get_forces()
+                atoms.calc = None
+                structures.append(atoms)
+        write_extxyz(directory / "test_scan.extxyz", structures)
+        box.write_pdb(directory / "topology.pdb")
+        made[seed] = (box, directory, structures)
+        return made[seed]
+
+    return make
 
 
-def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(dmc_box, scan_set):
+# Packing seeds: the molecules' orientations decide whether a molecule guessed whole from lost bonds
+# comes out right (with the old DC residue name seed 3 did, seeds 4 and 5 did not).
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(scan_model, scan_set, seed):
     from openmm_physembed.potentials.corrected import CorrectedMACESystem
     from openmm_physembed.potentials.corrections import CSOCorrection
     from openmm_physembed.potentials.cso import (
@@ -194,7 +211,8 @@ def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(
     )
     from openmm_physembed.units import KJ_PER_MOL_PER_EV
 
-    model, directory, structures = scan_set
+    model = scan_model
+    box, directory, structures = scan_set(seed)
     correction = CSOCorrection(alpha=0.5, a1=0.8, s6=1.0, source="explicit")
     result = evaluate_volume_scan(model, directory / "test_scan.extxyz", directory / "topology.pdb", correction,
                                   out_dir=directory / "out", platform="Reference")
@@ -202,12 +220,12 @@ def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(
     # (a unit slip would be off by factors of 10 or 96).
     assert result.force_rmse_mev_per_angstrom["uncorrected"] < 1e-3
     assert result.energy_rmse_mev_per_atom["uncorrected"] < 1e-3
-    assert result.cso_cutoff_nm == pytest.approx(np.floor(0.45 * 0.97 * dmc_box.box_edge_nm * 100) / 100)
+    assert result.cso_cutoff_nm == pytest.approx(np.floor(0.45 * 0.97 * box.box_edge_nm * 100) / 100)
 
     # Corrected minus uncorrected energy change along each scan = alpha * numpy CSO (+ OpenMM's
     # long-range correction, which depends on the volume).
-    parameters = cso_parameters(dmc_box.topology, dmc_box.positions_nm)
-    system = CorrectedMACESystem(model, dmc_box.topology, dmc_box.positions_nm, alpha=0.5, a1=0.8,
+    parameters = cso_parameters(box.topology, box.positions_nm)
+    system = CorrectedMACESystem(model, box.topology, box.positions_nm, alpha=0.5, a1=0.8,
                                  cutoff_nm=result.cso_cutoff_nm).system
 
     def cso_kj(atoms):
@@ -232,12 +250,13 @@ def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(
     assert result.json_path.is_file() and result.plot_path.is_file()
 
 
-def test_volume_scan_refuses_an_unlabelled_file(scan_set, tmp_path):
+def test_volume_scan_refuses_an_unlabelled_file(scan_model, scan_set, tmp_path):
     from openmm_physembed.io import write_extxyz
     from openmm_physembed.potentials.corrections import CSOCorrection
     from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
 
-    model, directory, structures = scan_set
+    model = scan_model
+    _, directory, structures = scan_set()
     bare = [a.copy() for a in structures]
     for atoms in bare:
         atoms.info.pop("REF_energy")
@@ -245,3 +264,26 @@ def test_volume_scan_refuses_an_unlabelled_file(scan_set, tmp_path):
     with pytest.raises(PropertyError, match="liquid-dataset"):
         evaluate_volume_scan(model, tmp_path / "bare.extxyz", directory / "topology.pdb",
                              CSOCorrection(0.1, 0.5, 1.0, source="explicit"))
+
+
+def test_volume_scan_refuses_a_topology_written_with_dc_residues(scan_model, scan_set, tmp_path):
+    """topology.pdb as versions before issue 25 wrote it: DMC as residue DC (deoxycytidine), no CONECT
+    records, so OpenMM's reader gives each molecule 1 of its 11 bonds. Refused, with the fix."""
+    from openmm import app, unit
+
+    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
+
+    box, directory, _ = scan_set()
+    topology = app.PDBFile(str(directory / "topology.pdb")).topology
+    for residue in topology.residues():
+        residue.name = "DC"
+    with open(tmp_path / "topology.pdb", "w") as handle:
+        app.PDBFile.writeFile(topology, box.positions_nm * 10.0 * unit.angstrom, handle)
+    assert "CONECT" not in (tmp_path / "topology.pdb").read_text()
+    with pytest.raises(PropertyError, match=r"topology.pdb: residue 'DC' 1 \(12 atoms; one of 6 such residues\) "
+                                            r"falls into 11 pieces.*regenerate it: rerun the same "
+                                            r"`physembed liquid-dataset`") as error:
+        evaluate_volume_scan(scan_model, directory / "test_scan.extxyz", tmp_path / "topology.pdb",
+                             CSOCorrection(0.1, 0.5, 1.0, source="explicit"))
+    assert "\n" not in str(error.value)

@@ -18,9 +18,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BoxError, tail
+from ..io import atomic_path
 from ..units import AMU_PER_NM3_IN_G_PER_CM3, density_g_cm3
+from . import library
 from .gaff import GAFFParameters, parameterize
 from .molecule import Molecule
+from .residues import is_openmm_residue_name
 
 MAX_PACKING_DENSITY_G_CM3 = 3.0  # no organic liquid comes close; above this packmol cannot succeed
 
@@ -93,11 +96,27 @@ class LiquidBox:
         return system
 
     def write_pdb(self, path: str | Path) -> Path:
+        """The box as a PDB file (bonds as CONECT records), refused unless OpenMM reads the same bonds back."""
         from openmm import app
 
-        with open(path, "w") as handle:
-            app.PDBFile.writeFile(self.topology, self.positions_nm * 10.0 * _angstrom(), handle)
+        with atomic_path(path) as partial:
+            with open(partial, "w") as handle:
+                app.PDBFile.writeFile(self.topology, self.positions_nm * 10.0 * _angstrom(), handle)
+            # What reads this file later (the CSO term, volume-scan) trusts its bonds; OpenMM replaces
+            # those of residues it has templates for, so check the round trip here.
+            again = app.PDBFile(str(partial)).topology
+            if _bond_pairs(again) != _bond_pairs(self.topology):
+                names = sorted({r.name for r in self.topology.residues()})
+                raise BoxError(
+                    f"{path}: OpenMM reads {again.getNumBonds()} bonds back from the PDB file of this box, not its "
+                    f"{self.topology.getNumBonds()}; rename its residues {names} (residue_names() picks names "
+                    "OpenMM's PDB reader has no templates for)"
+                )
         return Path(path)
+
+
+def _bond_pairs(topology) -> set[tuple[int, int]]:
+    return {(min(a.index, b.index), max(a.index, b.index)) for a, b in topology.bonds()}
 
 
 def _angstrom():
@@ -188,17 +207,34 @@ def build_box(
 
 
 def residue_names(molecules: Sequence[Molecule]) -> list[str]:
-    """Short unique residue names from molecule names: ethyl_methyl_carbonate -> EMC."""
+    """Short unique residue names that OpenMM's PDB writer and reader keep as they are.
+
+    A library molecule takes its short alias (dimethyl_carbonate -> DMC), any other its initials or
+    first three letters (paracetamol -> PAR). A name that is taken, or that OpenMM knows (a standard
+    residue, a bond template or an alias of one: DC, ALA, HOH, WAT, ACE, UNK, ...), ends in a digit
+    instead: such a residue would come back from a PDB file with OpenMM's bonds, not its own.
+    """
     names: list[str] = []
     for molecule in molecules:
-        words = [w for w in molecule.name.replace("-", "_").split("_") if w]
-        base = "".join(w[0] for w in words).upper() if len(words) > 1 else molecule.name[:3].upper()
-        base = (base or "MOL")[:3]
+        base = _short_name(molecule)
         name, k = base, 1
-        while name in names:
-            name, k = f"{base[:2]}{k}", k + 1
+        while name in names or is_openmm_residue_name(name):
+            suffix = str(k)
+            name, k = base[:3 - len(suffix)] + suffix, k + 1
         names.append(name)
     return names
+
+
+def _short_name(molecule: Molecule) -> str:
+    key = library.canonical_name(molecule.name)
+    aliases = [alias for alias, target in library.ALIASES.items()
+               if target == key and len(alias) <= 3 and alias.isalnum()]
+    if aliases:
+        return aliases[0].upper()
+    words = [w for w in molecule.name.replace("-", "_").split("_") if w]
+    base = "".join(w[0] for w in words) if len(words) > 1 else molecule.name[:3]
+    base = "".join(c for c in base.upper() if c.isalnum())[:3]
+    return base or "MOL"
 
 
 def _packmol(molecules, counts, edge_nm: float, seed: int, tolerance: float, loops: int | None) -> np.ndarray:

@@ -11,6 +11,8 @@ count once.
 [0, 1, 0, 2, 2]
 >>> sorted(ring_bonds(4, [(0, 1), (1, 2), (2, 0), (2, 3)]))
 [(0, 1), (0, 2), (1, 2)]
+>>> pieces_per_group(5, [(0, 1), (1, 2), (3, 4)], [0, 0, 1, 1, 1]).tolist()
+[1, 2]
 """
 
 from __future__ import annotations
@@ -45,6 +47,26 @@ def connected_components_of(n_atoms: int, bonds: Iterable[Bond]) -> np.ndarray:
     rank = np.empty(len(first_atom), dtype=np.int64)
     rank[np.argsort(first_atom)] = np.arange(len(first_atom))
     return rank[labels]
+
+
+def pieces_per_group(n_atoms: int, bonds: Iterable[Bond], groups) -> np.ndarray:
+    """Number of connected pieces of every group (residue, molecule) through the bonds inside it.
+
+    ``groups`` gives every atom's group, numbered from 0; bonds between two groups do not join
+    anything. A group whose atoms are one bonded molecule has 1 piece.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.shape != (n_atoms,):
+        raise ValueError(f"groups has shape {groups.shape}; expected ({n_atoms},)")
+    if n_atoms == 0:
+        return np.zeros(0, dtype=np.int64)
+    pairs = np.asarray(list(bonds), dtype=np.int64).reshape(-1, 2)
+    inside = pairs[groups[pairs[:, 0]] == groups[pairs[:, 1]]]
+    labels = connected_components_of(n_atoms, inside)
+    # Every component lies in one group, so counting components by the group of their first atom
+    # counts each group's pieces.
+    _, first_atom = np.unique(labels, return_index=True)
+    return np.bincount(groups[first_atom], minlength=int(groups.max()) + 1)
 
 
 def traversal_order(graph: csr_array, start: int) -> tuple[np.ndarray, np.ndarray]:

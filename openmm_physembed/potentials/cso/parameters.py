@@ -11,7 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ...chem.graph import adjacency_matrix, connected_components_of, traversal_order
+from ...chem.graph import adjacency_matrix, connected_components_of, pieces_per_group, traversal_order
+from ...chem.residues import fragment_cause
 from ...errors import PotentialError
 from .d3 import isolated_pair_data
 
@@ -142,6 +143,29 @@ def _whole(positions: np.ndarray, atoms: np.ndarray, bonds: list[tuple[int, int]
     return xyz
 
 
+def _refuse_fragmented_molecules(topology, molecule_index: np.ndarray) -> None:
+    """In a periodic box a molecule is made whole by walking its bonds; pieces without a bond between
+    them could only be placed by a guess (the minimum image), and the guess moves atoms a box vector
+    away in small boxes, which ruins their coordination numbers. So such a molecule is refused."""
+    bonds = [(a.index, b.index) for a, b in topology.bonds()]
+    labels, groups = np.unique(molecule_index, return_inverse=True)
+    pieces = pieces_per_group(len(molecule_index), bonds, groups.ravel())
+    broken = np.flatnonzero(pieces > 1)
+    if len(broken) == 0:
+        return
+    molecule = int(labels[broken[0]])
+    atoms = [atom for atom in topology.atoms() if molecule_index[atom.index] == molecule]
+    names = sorted({atom.residue.name for atom in atoms})
+    what = f"residue {names[0]!r}" if len(names) == 1 else f"residues {names}"
+    others = f"; one of {len(broken)} such molecules" if len(broken) > 1 else ""
+    raise PotentialError(
+        f"the CSO term cannot make molecule {molecule} ({what}, {len(atoms)} atoms{others}) whole in the periodic "
+        f"box: its bonds join it into {int(pieces[broken[0]])} pieces, not one: {fragment_cause(names[0])}; give "
+        "the topology with all bonds (a LiquidBox's own, or a PDB file written with a residue name OpenMM does "
+        "not know)"
+    )
+
+
 def _box_vectors_nm(topology) -> np.ndarray | None:
     vectors = topology.getPeriodicBoxVectors()
     if vectors is None:
@@ -188,7 +212,8 @@ def cso_parameters(topology, positions_nm=None, *, molecule_index=None,
     coordination numbers come from one reference geometry, taken as an isolated molecule: the
     template's entry of ``reference_positions_nm`` when that is a mapping from residue name to an
     (n, 3) array, else the first such molecule in ``reference_positions_nm`` (a whole-system array),
-    else in ``positions_nm``. Molecules split by the periodic box are made whole first.
+    else in ``positions_nm``. Molecules split by the periodic box are made whole first, by their
+    bonds: in a periodic box a molecule whose bonds do not join all of its atoms is refused.
 
     Parameters
     ----------
@@ -213,6 +238,8 @@ def cso_parameters(topology, positions_nm=None, *, molecule_index=None,
     if molecule_index.shape != (n,):
         raise PotentialError(f"molecule_index has shape {molecule_index.shape}; expected ({n},)")
     box = _box_vectors_nm(topology)
+    if box is not None:
+        _refuse_fragmented_molecules(topology, molecule_index)
     by_name: Mapping[str, np.ndarray] | None = None
     if isinstance(reference_positions_nm, Mapping):
         by_name = {k: np.asarray(v, dtype=float) for k, v in reference_positions_nm.items()}

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ...chem.residues import read_pdb_topology
 from ...errors import PropertyError
 from ...io import read_extxyz, write_json
 from ...units import ANGSTROM_PER_NM, EV_PER_KJ_PER_MOL
+
+# Files of earlier versions named dimethyl and diethyl carbonate DC, whose bonds OpenMM's reader
+# replaces; rerunning the dataset command rewrites the file and recomputes nothing else.
+REGENERATE_TOPOLOGY = ("regenerate it: rerun the same `physembed liquid-dataset` command (it resumes and rewrites "
+                       "topology.pdb), or write it with LiquidBox.write_pdb")
 
 # Leave the smallest scanned box some room over twice the CSO cutoff (the long-range correction
 # covers the rest).
@@ -43,13 +49,13 @@ def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology
     on every structure of ``scan_path`` (labelled extxyz with ``scale_factor`` and
     ``source_step`` in each structure's info)."""
     import openmm
-    from openmm import app, unit
+    from openmm import unit
 
     from ...potentials.corrected import CorrectedMACESystem
     from ...simulation.setup import make_simulation
 
     structures = _read_scan(scan_path)
-    topology = app.PDBFile(str(topology_pdb)).topology
+    topology = read_pdb_topology(topology_pdb, PropertyError, fix=REGENERATE_TOPOLOGY)
     if topology.getNumAtoms() != len(structures[0]):
         raise PropertyError(f"{topology_pdb} has {topology.getNumAtoms()} atoms, the scan structures "
                             f"{len(structures[0])}: not the same box")
