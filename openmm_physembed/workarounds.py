@@ -3,8 +3,8 @@
 Every entry names the distribution, the last version verified to have the problem, the problem,
 and what the project does instead. A newer release switches the workaround off by itself
 (:meth:`Workaround.active`); once the pinned versions have moved past an entry, delete it and the
-branch that asks for it. The three places that ask: the CSO force (long-range correction), the
-platform and pool setup (CPU threads) and the System serialiser (TorchForce XML).
+branch that asks for it. The places that ask: the CSO force (long-range correction), the
+platform and pool setup (CPU threads), the System serialiser and ``add_mace_force`` (TorchForce XML).
 """
 
 from __future__ import annotations
@@ -45,9 +45,13 @@ CPU_SINGLE_THREAD = Workaround(
 TORCHFORCE_XML = Workaround(
     "openmmtorch", "1.5",
     problem="Deserialising a System whose XML holds a TorchForce segfaults in TorchForceProxy (serialising "
-            "works).",
+            "works; the crash is in SerializationNode::getStringProperty against OpenMM 8.6.1). So does "
+            "copy.deepcopy of a TorchForce, and a CustomCVForce with a TorchForce collective variable, which "
+            "copies it through XML for its inner Context (openmm-ml's createMixedSystem(interpolate=True)).",
     remedy="Systems travel as XML without their TorchForce plus the add_mace_force arguments that rebuild it "
-           "(simulation/liquid_setup.py); deserialize_system refuses XML with a TorchForce.")
+           "(simulation/liquid_setup.py); deserialize_system refuses XML with a TorchForce; a MACE force that "
+           "will be copied (add_mace_force on an empty System, as openmm-ml's interpolation hands it) is an "
+           "openmm.PythonForce running the same scripted module (mace_force.MACEPythonComputation).")
 
 WORKAROUNDS = (CPU_LONG_RANGE_CORRECTION, CPU_SINGLE_THREAD, TORCHFORCE_XML)
 

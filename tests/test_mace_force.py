@@ -264,6 +264,68 @@ def test_replica_grid_cells_are_distinct():
     assert cells.shape == (100, 3) and len({tuple(c) for c in cells}) == 100 and cells.max() == 4
 
 
+# ---------------------------------------------------------------- inside a CustomCVForce (openmm-ml's interpolation)
+def _overlapping_copies(molecule, n_copies, seed=7):
+    rng = np.random.default_rng(seed)
+    centred = molecule.positions_nm - molecule.positions_nm.mean(0)
+    return np.vstack([centred @ np.linalg.qr(rng.normal(size=(3, 3)))[0].T + rng.normal(scale=0.1, size=3)
+                      for _ in range(n_copies)])
+
+
+@pytest.mark.parametrize("case", ["subset", "periodic", "replicas"])
+def test_force_from_an_empty_system_works_as_a_collective_variable(paracetamol, ec_box, model64, case):
+    """openmm-ml's ``createMixedSystem(interpolate=True)`` adds MACE to an empty System, deep-copies the force
+    into a ``CustomCVForce``, which copies it again through XML for its inner Context. Inside
+    ``0.25 * mace`` it must give 0.25 x the energy and forces of add_mace_force on the System itself
+    (the TorchForce): for an atom subset, in a periodic box (at two box sizes, so the box must
+    reach the module) and with replicas.
+    """
+    import copy
+
+    from openmm_physembed.workarounds import TORCHFORCE_XML
+
+    options, boxes = {}, [None]
+    if case == "subset":  # paracetamol modelled, a water next to it not
+        water = Molecule.from_smiles("O", name="water")
+        top = molecule_topology([paracetamol, water])
+        positions = np.vstack([paracetamol.positions_nm, water.positions_nm + paracetamol.positions_nm[0] + 0.25])
+        options["atoms"] = list(range(paracetamol.n_atoms))
+    elif case == "periodic":
+        top, positions = ec_box.topology, ec_box.positions_nm
+        boxes = [np.eye(3) * ec_box.box_edge_nm, np.eye(3) * ec_box.box_edge_nm * 1.04]
+    else:
+        top, positions = molecule_topology([paracetamol] * 3), _overlapping_copies(paracetamol, 3)
+        options["replicas"] = "molecule"
+
+    def evaluate(system, box):
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+        if box is not None:
+            context.setPeriodicBoxVectors(*box)
+        context.setPositions(positions)
+        state = context.getState(getEnergy=True, getForces=True)
+        return state.getPotentialEnergy()._value, state.getForces(asNumpy=True)._value
+
+    reference = bare_system(top, None if boxes[0] is None else ec_box.box_edge_nm)
+    add_mace_force(reference, top, model64, dtype="float64", **options)
+    empty = openmm.System()
+    force = add_mace_force(empty, top, model64, dtype="float64", **options)
+    assert isinstance(force, openmm.PythonForce) == TORCHFORCE_XML.active()
+    assert force.usesPeriodicBoundaryConditions() == (case == "periodic")
+    cv = openmm.CustomCVForce("0.25 * mace")
+    cv.addCollectiveVariable("mace", copy.deepcopy(empty.getForce(0)))
+    system = bare_system(top, None if boxes[0] is None else ec_box.box_edge_nm)
+    system.addForce(cv)
+    assert system.usesPeriodicBoundaryConditions() == (case == "periodic")
+    energies = []
+    for box in boxes:
+        (energy, forces), (ref_energy, ref_forces) = evaluate(system, box), evaluate(reference, box)
+        assert energy == pytest.approx(0.25 * ref_energy, rel=1e-12)
+        assert np.abs(forces - 0.25 * ref_forces).max() < 1e-9 * np.abs(ref_forces).max()
+        energies.append(energy)
+    if case == "periodic":
+        assert abs(energies[1] - energies[0]) > 1.0  # the box reached the module
+
+
 # ---------------------------------------------------------------- virial
 def test_virial_matches_mace_stress(ec_box, model64):
     numbers = [a.element.atomic_number for a in ec_box.topology.atoms()]
@@ -311,6 +373,11 @@ def test_bad_replicas_and_atoms(paracetamol, model64):
         add_mace_force(bare_system(top), top, model64, replicas=[0, 1])
     with pytest.raises(PotentialError, match="atoms must be distinct"):
         add_mace_force(bare_system(top), top, model64, atoms=[0, 0, 1])
+    # An empty System (openmm-ml's interpolation) is checked against the topology.
+    with pytest.raises(PotentialError, match=rf"atoms must be distinct atom indices .* \[0, {paracetamol.n_atoms}\)"):
+        add_mace_force(openmm.System(), top, model64, atoms=[0, paracetamol.n_atoms])
+    with pytest.raises(PotentialError, match=f"topology has {paracetamol.n_atoms} atoms but the System 3 particles"):
+        add_mace_force(bare_system(molecule_topology([Molecule.from_smiles("O", name="water")])), top, model64)
 
 
 # ---------------------------------------------------------------- NVE energy conservation

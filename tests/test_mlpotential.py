@@ -9,6 +9,8 @@ ratio (3.3e-7) before comparing; after that they agree to round-off. Both report
 
 from __future__ import annotations
 
+import copy
+import io
 import warnings
 from importlib.metadata import entry_points
 
@@ -170,6 +172,211 @@ def test_mixed_system_equals_openmm_ml_and_conserves_energy(model):
         excursions[dt_fs], kinetic_range = nve_energy_excursion(context, integrator, steps)
         assert excursions[dt_fs] < 0.05 * kinetic_range
     assert 2.5 < excursions[0.5] / excursions[0.25] < 6.5
+
+
+# ---------------------------------------------------------------------------------------------- interpolation
+# openmm-ml's TestMechanicalEmbedding (test/TestMechanicalEmbedding.py), on a smaller system: its
+# alanine dipeptide (chain A of test/data/alanine-dipeptide/alanine-dipeptide-explicit.pdb, Angstrom)
+# in a 2 nm TIP3P box (715 atoms instead of 2269), amber19, the dipeptide as the ML region.
+ALANINE_DIPEPTIDE_PDB = """\
+ATOM      1  H1  ACE A   1      15.908  11.969  16.089  1.00  0.00           H
+ATOM      2  CH3 ACE A   1      15.377  12.899  15.886  1.00  0.00           C
+ATOM      3  H2  ACE A   1      14.471  12.940  16.490  1.00  0.00           H
+ATOM      4  H3  ACE A   1      15.112  12.945  14.830  1.00  0.00           H
+ATOM      5  C   ACE A   1      16.244  14.114  16.225  1.00  0.00           C
+ATOM      6  O   ACE A   1      17.382  13.964  16.665  1.00  0.00           O
+ATOM      7  N   ALA A   2      15.699  15.314  16.018  1.00  0.00           N
+ATOM      8  H   ALA A   2      14.759  15.386  15.655  1.00  0.00           H
+ATOM      9  CA  ALA A   2      16.418  16.541  16.300  1.00  0.00           C
+ATOM     10  HA  ALA A   2      16.683  16.572  17.357  1.00  0.00           H
+ATOM     11  CB  ALA A   2      17.696  16.630  15.473  1.00  0.00           C
+ATOM     12  HB1 ALA A   2      17.446  16.609  14.413  1.00  0.00           H
+ATOM     13  HB2 ALA A   2      18.215  17.560  15.705  1.00  0.00           H
+ATOM     14  HB3 ALA A   2      18.343  15.785  15.711  1.00  0.00           H
+ATOM     15  C   ALA A   2      15.568  17.761  15.975  1.00  0.00           C
+ATOM     16  O   ALA A   2      14.428  17.628  15.534  1.00  0.00           O
+ATOM     17  N   NME A   3      16.126  18.953  16.194  1.00  0.00           N
+ATOM     18  H   NME A   3      17.066  19.012  16.558  1.00  0.00           H
+ATOM     19  C   NME A   3      15.420  20.190  15.926  1.00  0.00           C
+ATOM     20  H1  NME A   3      14.425  19.965  15.540  1.00  0.00           H
+ATOM     21  H2  NME A   3      15.330  20.766  16.847  1.00  0.00           H
+ATOM     22  H3  NME A   3      15.972  20.771  15.187  1.00  0.00           H
+TER
+END
+"""
+LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ATOL_KJ = 0.01  # openmm-ml's tolerance
+
+
+@pytest.fixture(scope="module")
+def amber19():
+    return app.ForceField("amber19-all.xml", "amber19/tip3pfb.xml")
+
+
+@pytest.fixture(scope="module")
+def solvated_dipeptide(amber19):
+    pdb = app.PDBFile(io.StringIO(ALANINE_DIPEPTIDE_PDB))
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.addSolvent(amber19, model="tip3p", boxSize=openmm.Vec3(2.0, 2.0, 2.0) * unit.nanometer)
+    ml_atoms = [atom.index for atom in modeller.topology.atoms() if atom.residue.chain.index == 0]
+    return modeller.topology, modeller.positions, ml_atoms
+
+
+def dipeptide_topology(solvated_dipeptide, periodic):
+    topology, positions, ml_atoms = solvated_dipeptide
+    if not periodic:  # a System with no box at all (openmm-ml keeps the PDB's box and uses NoCutoff)
+        topology = copy.deepcopy(topology)
+        topology.setPeriodicBoxVectors(None)
+    return topology, positions, ml_atoms
+
+
+def topology_subset(topology, positions, atoms):
+    modeller = app.Modeller(topology, positions)
+    keep = set(atoms)
+    modeller.delete([atom for atom in topology.atoms() if atom.index not in keep])
+    return modeller.getTopology(), modeller.getPositions()
+
+
+@pytest.fixture(scope="module")
+def interpolated_dipeptide(model, amber19, solvated_dipeptide):
+    """``periodic -> (topology, positions, ml_atoms, MM System, createMixedSystem(interpolate=True))``, built once."""
+    built = {}
+
+    def build(periodic):
+        if periodic not in built:
+            topology, positions, ml_atoms = dipeptide_topology(solvated_dipeptide, periodic)
+            mm = amber19.createSystem(topology, nonbondedMethod=app.PME if periodic else app.NoCutoff)
+            mixed = MLPotential("physembed-mace", modelPath=str(model)).createMixedSystem(
+                topology, mm, ml_atoms, interpolate=True)
+            built[periodic] = topology, positions, ml_atoms, mm, mixed
+        return built[periodic]
+
+    return build
+
+
+def energy_kj(context):
+    return context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+
+
+def make_context(system, positions, platform="CPU", lambda_interpolate=None):
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+    context.setPositions(positions)
+    if lambda_interpolate is not None:
+        context.setParameter("lambda_interpolate", lambda_interpolate)
+    return context
+
+
+def cv_force(system):
+    (force,) = [f for f in system.getForces() if isinstance(f, openmm.CustomCVForce)]
+    return force
+
+
+@pytest.mark.parametrize("periodic", [False, True], ids=["no-box", "periodic"])
+def test_interpolated_energy_is_linear_in_lambda(model, amber19, solvated_dipeptide, interpolated_dipeptide,
+                                                 periodic):
+    """E(lambda) = lambda (MM(all) - MM(ML region) + ML(ML region)) + (1 - lambda) MM(all), within 0.01 kJ/mol.
+
+    As openmm-ml's testEmbedding (no box, NoCutoff) and testPeriodicShortRange (PME; the ML
+    region's MM energy without images, MACE being short-ranged).
+    """
+    topology, positions, ml_atoms, mm, mixed = interpolated_dipeptide(periodic)
+    topology_ml, positions_ml = topology_subset(topology, positions, ml_atoms)
+    mm_ml = amber19.createSystem(topology_ml, nonbondedMethod=app.NoCutoff)
+    ml_ml = MLPotential("physembed-mace", modelPath=str(model)).createSystem(topology_ml)
+
+    (mace,) = [cv_force(mixed).getCollectiveVariable(k) for k in range(cv_force(mixed).getNumCollectiveVariables())
+               if cv_force(mixed).getCollectiveVariable(k).getName() == "MACE"]
+    assert mace.usesPeriodicBoundaryConditions() == periodic == mixed.usesPeriodicBoundaryConditions()
+    mm_all = energy_kj(make_context(mm, positions))
+    expected = mm_all - energy_kj(make_context(mm_ml, positions_ml)) + energy_kj(make_context(ml_ml, positions_ml))
+    context = make_context(mixed, positions)
+    errors = []
+    for lambda_value in LAMBDAS:
+        context.setParameter("lambda_interpolate", lambda_value)
+        errors.append(energy_kj(context) - (lambda_value * expected + (1 - lambda_value) * mm_all))
+    print(f"interpolation, periodic={periodic}: max |E - E_expected| = {np.abs(errors).max():.2e} kJ/mol")
+    assert np.abs(errors).max() < ATOL_KJ
+    assert abs(expected - mm_all) > 100 * ATOL_KJ  # the two end states are far apart
+
+
+@pytest.mark.parametrize("periodic", [False, True], ids=["no-box", "periodic"])
+def test_interpolated_forces_equal_finite_differences(interpolated_dipeptide, periodic):
+    """Forces on the ML atoms at lambda = 0.5 are -dE/dx (central differences, h = 1e-4 nm, Reference platform).
+
+    No box: the whole System (NoCutoff is smooth). Periodic: the CustomCVForce alone, which holds
+    every interpolated term (MACE, the ML region's MM bonded terms, the changed exceptions); the
+    rest is PME, whose real-space sum stops at the cutoff, so its energy jumps (by ~1e-2 kJ/mol,
+    measured here) when a pair crosses the cutoff and finite differences of it test OpenMM's
+    cutoff, not interpolation.
+    """
+    topology, positions, ml_atoms, mm, mixed = interpolated_dipeptide(periodic)
+    system = copy.deepcopy(mixed)
+    groups = -1
+    if periodic:
+        cv_force(system).setForceGroup(31)
+        groups = {31}
+    context = make_context(system, positions, platform="Reference", lambda_interpolate=0.5)
+    x0 = np.array(positions.value_in_unit(unit.nanometer))
+    forces = context.getState(getForces=True, groups=groups).getForces(asNumpy=True)._value[ml_atoms]
+
+    def energy(x):
+        context.setPositions(x)
+        return context.getState(getEnergy=True, groups=groups).getPotentialEnergy()._value
+
+    h = 1e-4
+    numeric = np.zeros_like(forces)
+    for k, atom in enumerate(ml_atoms):
+        for d in range(3):
+            step = np.zeros_like(x0)
+            step[atom, d] = h
+            numeric[k, d] = -(energy(x0 + step) - energy(x0 - step)) / (2 * h)
+    error = np.abs(numeric - forces).max() / np.abs(forces).max()
+    print(f"finite differences, periodic={periodic}: max error {error:.1e} of max |F| {np.abs(forces).max():.0f}")
+    assert error < 1e-4
+
+
+def test_interpolated_nve_conserves_energy(model, amber19, solvated_dipeptide):
+    """NVE at lambda = 0.5, periodic: velocity Verlet's energy error falls as dt^2 when every force is the exact
+    gradient of the energy, so halving dt (0.5 -> 0.25 fs, 50 fs each) must cut the total energy's excursion ~4x
+    (2.5-6.5, as the mixed-System test; measured 4.4), and the excursion stays under 1 % of the kinetic
+    energy's (measured 0.09 % and 0.02 %). A wrong lambda factor on any force breaks both. The MM part uses a switched
+    reaction-field cutoff so that it conserves energy too (PME's truncated real-space sum adds
+    excursions that do not shrink with dt).
+    """
+    topology, positions, ml_atoms = dipeptide_topology(solvated_dipeptide, periodic=True)
+    mm = amber19.createSystem(topology, nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=0.8 * unit.nanometer,
+                              switchDistance=0.7 * unit.nanometer)
+    mixed = MLPotential("physembed-mace", modelPath=str(model)).createMixedSystem(topology, mm, ml_atoms,
+                                                                                  interpolate=True)
+    excursions = {}
+    for dt_fs, steps in ((0.5, 100), (0.25, 200)):
+        integrator = openmm.VerletIntegrator(dt_fs * 1e-3)
+        context = openmm.Context(mixed, integrator, openmm.Platform.getPlatformByName("CPU"))
+        context.setPositions(positions)
+        context.setParameter("lambda_interpolate", 0.5)
+        if dt_fs == 0.5:  # both runs start from the same relaxed structure
+            openmm.LocalEnergyMinimizer.minimize(context, 10.0, 50)
+            positions = context.getState(getPositions=True).getPositions()
+        context.setVelocitiesToTemperature(300.0, 1)
+        excursions[dt_fs], kinetic_range = nve_energy_excursion(context, integrator, steps)
+        print(f"NVE lambda=0.5, dt {dt_fs} fs: total {excursions[dt_fs]:.3f}, kinetic {kinetic_range:.0f} kJ/mol")
+        assert excursions[dt_fs] < 0.01 * kinetic_range
+    assert 2.5 < excursions[0.5] / excursions[0.25] < 6.5
+
+
+def test_interpolation_refuses_the_correction(model, paracetamol):
+    """The CSO term is for all-ML Systems (createSystem): in a mixed System the MM force field describes the
+    ML/MM pairs, and in openmm-ml's CustomCVForce it would be scaled by lambda as if it were MACE. Refused,
+    interpolating or not, in one line, before anything is built."""
+    topology, positions = paracetamol
+    mm = openmm.System()
+    for atom in topology.atoms():
+        mm.addParticle(atom.element.mass)
+    potential = MLPotential("physembed-mace", modelPath=str(model))
+    with pytest.raises(PotentialError, match="createMixedSystem") as error:
+        potential.createMixedSystem(topology, mm, list(range(topology.getNumAtoms())), interpolate=True,
+                                    correction={"alpha": 0.1, "a1": 1.0}, positions=positions)
+    assert "\n" not in str(error.value)
 
 
 # ---------------------------------------------------------------------------------------------- correction

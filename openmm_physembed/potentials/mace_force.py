@@ -255,10 +255,11 @@ def _replica_ids(replicas, topology, atoms: np.ndarray, n_particles: int) -> np.
 
 def _box_widths_nm(system, topology) -> np.ndarray:
     """Perpendicular widths (OpenMM's reduced box form: the diagonal) of the topology's box and
-    the System's default box; the smaller of each counts, since either may start a Context."""
+    the System's default box (``system`` None: the topology's only); the smaller of each counts,
+    since either may start a Context."""
     from openmm import unit
 
-    boxes = [system.getDefaultPeriodicBoxVectors()]
+    boxes = [] if system is None else [system.getDefaultPeriodicBoxVectors()]
     if topology.getPeriodicBoxVectors() is not None:
         boxes.append(topology.getPeriodicBoxVectors())
     widths = [[vec[k].value_in_unit(unit.nanometer) for k, vec in enumerate(box)] for box in boxes]
@@ -405,6 +406,52 @@ def _energy_offset_kj(model, node_attrs, head_index: int) -> float | None:
     return float((counts * e0).sum()) * KJ_PER_MOL_PER_EV
 
 
+class MACEPythonComputation:
+    """``openmm.PythonForce`` callback: (energy kJ/mol, forces kJ/mol/nm) of the modelled atoms.
+
+    Runs a scripted module from :func:`build_mace_module` (built for the modelled atoms alone;
+    the PythonForce's ``setParticles`` hands over their positions) through its
+    ``energy_and_forces`` method, so the numbers are the TorchForce's. Pickles as the module's
+    TorchScript bytes: OpenMM pickles the callback whenever it copies the force.
+    """
+
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def __call__(self, state):
+        import torch
+
+        from .mace_module import module_device
+
+        device = module_device(self.module)
+        positions = torch.from_numpy(np.asarray(state.getPositions(asNumpy=True)._value, dtype=np.float64))
+        box = None
+        if self.module.periodic:
+            box = torch.from_numpy(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64))
+            box = box.to(device)
+        energy, forces = self.module.energy_and_forces(positions.to(device), box)
+        return float(energy), forces.detach().to("cpu", torch.float64).numpy()
+
+    def __getstate__(self) -> dict:
+        import io
+
+        import torch
+
+        from .mace_module import module_device
+
+        buffer = io.BytesIO()
+        torch.jit.save(self.module, buffer)
+        return {"module": buffer.getvalue(), "device": str(module_device(self.module))}
+
+    def __setstate__(self, state: dict) -> None:
+        import io
+
+        import torch
+        import vesin_torch  # noqa: F401  - registers the neighbour-list class the module holds
+
+        self.module = torch.jit.load(io.BytesIO(state["module"]), map_location=state["device"])
+
+
 def add_mace_force(
     system,
     topology,
@@ -423,13 +470,16 @@ def add_mace_force(
     jit_optimize: bool | None = None,
     precision: str | None = None,
     energy_type: str = "energy",
+    copyable: bool | None = None,
 ):
-    """Add a MACE model as a TorchForce to ``system`` and return the force.
+    """Add a MACE model as a TorchForce to ``system`` and return the force (see ``copyable``).
 
     Parameters
     ----------
     system
-        ``openmm.System`` whose particles are ``topology``'s atoms, in order.
+        ``openmm.System`` whose particles are ``topology``'s atoms, in order, or an empty
+        ``openmm.System()``: openmm-ml's ``createMixedSystem(..., interpolate=True)`` hands one
+        and moves the forces into a ``CustomCVForce`` of the System built for ``topology``.
     topology
         ``openmm.app.Topology``: elements (and bonds/residues for ``replicas``).
     model_path
@@ -473,6 +523,14 @@ def add_mace_force(
         ``"energy"`` (default): MACE's total energy, isolated-atom energies (E0s) included, as
         mace-torch's ``MACECalculator`` reports it. ``"interaction_energy"``: without the E0s, as
         openmm-ml's ``MLPotential('mace')`` reports by default. Forces are the same.
+    copyable
+        Whether the force will be copied through OpenMM's XML serialiser, as a ``CustomCVForce``
+        does with each collective variable and ``copy.deepcopy`` with any Force; ``None``: when
+        ``system`` is empty (openmm-ml's interpolation). While
+        :data:`~openmm_physembed.workarounds.TORCHFORCE_XML` is active a copied TorchForce
+        crashes the process, so a copyable MACE is an ``openmm.PythonForce`` running the same
+        scripted module (:class:`MACEPythonComputation`): same energies and forces, one Python
+        call per evaluation.
 
     Notes
     -----
@@ -487,16 +545,22 @@ def add_mace_force(
         smaller than twice the model cutoff, bad replica specification.
     """
     openmmtorch = import_openmmtorch()
+    from ..workarounds import TORCHFORCE_XML
 
-    n_particles = system.getNumParticles()
     topo_atoms = list(topology.atoms())
-    if len(topo_atoms) != n_particles:
-        raise PotentialError(f"topology has {len(topo_atoms)} atoms but the System {n_particles} particles")
+    n_particles = len(topo_atoms)
+    empty = system.getNumParticles() == 0
+    if not empty and system.getNumParticles() != n_particles:
+        raise PotentialError(
+            f"topology has {n_particles} atoms but the System {system.getNumParticles()} particles; give the "
+            "System built for this topology (or an empty System, whose forces you move into that one)"
+        )
     selected = np.arange(n_particles) if atoms is None else np.asarray(list(atoms), dtype=np.int64)
     if selected.size == 0:
         raise PotentialError("atoms is empty: give at least one atom for MACE")
     if selected.min() < 0 or selected.max() >= n_particles or len(np.unique(selected)) != len(selected):
-        raise PotentialError(f"atoms must be distinct particle indices in [0, {n_particles}), got {list(atoms)[:10]}...")
+        raise PotentialError(f"atoms must be distinct atom indices of the topology in [0, {n_particles}), "
+                             f"got {list(atoms)[:10]}...")
     elements = [topo_atoms[i].element for i in selected]
     missing = [int(i) for i, el in zip(selected, elements) if el is None]
     if missing:
@@ -508,8 +572,9 @@ def add_mace_force(
     info = MACEModelInfo.from_model(model)
     if periodic is None:
         periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()
-    if periodic:
-        width = float(_box_widths_nm(system, topology).min())
+    if periodic and not (empty and topology.getPeriodicBoxVectors() is None):
+        # An empty System's default box is OpenMM's placeholder, not the one the force will see.
+        width = float(_box_widths_nm(None if empty else system, topology).min())
         if width < 2.0 * info.r_max_nm:
             raise PotentialError(
                 f"periodic box width {width:.3f} nm is smaller than twice the MACE cutoff "
@@ -518,17 +583,29 @@ def add_mace_force(
     replica_ids = _replica_ids(replicas, topology, selected, n_particles)
     if return_forces is None:
         return_forces = False
+    python_force = (empty if copyable is None else bool(copyable)) and TORCHFORCE_XML.active()
     module = build_mace_module(
-        model_path, zs, atoms=None if atoms is None else selected.tolist(), n_particles=n_particles,
+        # A PythonForce is handed the modelled atoms' positions only (setParticles).
+        model_path, zs, atoms=None if atoms is None or python_force else selected.tolist(), n_particles=n_particles,
         periodic=bool(periodic), replica_ids=replica_ids, dtype=dtype, device=device, use_cueq=use_cueq,
-        return_forces=bool(return_forces), neighbor_list=neighbor_list, head=head, model=model,
-        energy_type=energy_type,
+        return_forces=bool(return_forces) and not python_force, neighbor_list=neighbor_list, head=head,
+        model=model, energy_type=energy_type,
     )
     if jit_optimize is None:
         if not (_resolve_device(device).startswith("cuda") or openmm_has_cuda()):
             set_torchscript_optimization(False)
     else:
         set_torchscript_optimization(jit_optimize)
+    if python_force:
+        import openmm
+
+        force = openmm.PythonForce(MACEPythonComputation(module))
+        force.setParticles(selected.tolist())
+        force.setUsesPeriodicBoundaryConditions(bool(periodic))
+        force.setForceGroup(int(force_group))
+        force.setName("MACE")
+        system.addForce(force)
+        return force
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setOutputsForces(bool(return_forces))

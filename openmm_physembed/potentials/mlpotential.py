@@ -11,6 +11,8 @@ openmm-ml reads when it is imported, so after ``pip install`` this works without
     system = potential.createSystem(pdb.topology, correction="runs/EMC_298.15K/correction.json",
                                     positions=pdb.positions)                    # + CSO correction
     mixed = potential.createMixedSystem(pdb.topology, mm_system, ligand_atoms)  # ML/MM, mechanical
+    mixed = potential.createMixedSystem(pdb.topology, mm_system, ligand_atoms, interpolate=True)
+    simulation.context.setParameter("lambda_interpolate", 0.5)                 # 0: all MM, 1: ML/MM
 
 It is a drop-in for openmm-ml's own ``MLPotential('mace', modelPath=...)`` (same model files,
 same ``precision`` and ``returnEnergyType``, same energies and forces) that adds the MACE as
@@ -41,6 +43,13 @@ correctionCutoff, correctionSwitchDistance
 correctionDerivatives
     CSO global parameters whose energy derivatives OpenMM computes (default none, the fast
     choice for MD; ``("alpha", "a1")`` for dE/da1 as the density fit needs).
+
+With ``interpolate=True`` openmm-ml calls ``addForces`` on an empty ``openmm.System()`` and
+moves the forces into a ``CustomCVForce``, which copies them through OpenMM's XML serialiser;
+openmm-torch 1.5 crashes deserialising a TorchForce (:data:`~openmm_physembed.workarounds.TORCHFORCE_XML`),
+so there the MACE is an ``openmm.PythonForce`` running the same scripted module
+(:func:`.mace_force.add_mace_force`, ``copyable``): same energies and forces, periodic boxes and
+``replicas`` included. ``correction`` is refused in every ``createMixedSystem``.
 
 MACE interactions are short-ranged, so :meth:`PhysEmbedMACEImpl.getMLLongRange` is ``False``
 and a periodic ``createMixedSystem`` needs no ``mlLongRange`` option (openmm-ml's ``'mace'``
@@ -95,7 +104,11 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
                   returnEnergyType: str = "interaction_energy", replicas="none", device=None, correction=None,
                   positions=None, forceCorrection: bool = False, correctionCutoff=None,
                   correctionSwitchDistance=None, correctionDerivatives=(), **args) -> None:
-        """Add the MACE TorchForce (and the CSO forces when ``correction`` is given) to ``system``."""
+        """Add the MACE TorchForce (and the CSO forces when ``correction`` is given) to ``system``.
+
+        ``system`` may be empty (openmm-ml's interpolation): ``atoms`` are then checked against
+        ``topology`` and the MACE is a PythonForce (see the module docstring).
+        """
         from .corrections import choose_correction
         from .cso import DEFAULT_CUTOFF_NM, add_cso_correction, length_nm
         from .mace_force import (
