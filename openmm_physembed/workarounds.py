@@ -3,8 +3,8 @@
 Every entry names the distribution, the last version verified to have the problem, the problem,
 and what the project does instead. A newer release switches the workaround off by itself
 (:meth:`Workaround.active`); once the pinned versions have moved past an entry, delete it and the
-branch that asks for it. The places that ask: the CSO force (long-range correction), the
-platform and pool setup (CPU threads), the System serialiser and ``add_mace_force`` (TorchForce XML).
+branch that asks for it. The places that ask: the platform and pool setup (CPU threads), the
+System serialiser and ``add_mace_force`` (TorchForce XML).
 """
 
 from __future__ import annotations
@@ -26,14 +26,6 @@ class Workaround:
         return installed is None or _version(installed) <= _version(self.affected_up_to)
 
 
-CPU_LONG_RANGE_CORRECTION = Workaround(
-    "openmm", "8.6.1",
-    problem="The CPU platform integrates a CustomNonbondedForce's long-range correction (and one integral "
-            "per parameter derivative) over every pair of particle classes on every step: the CSO term became "
-            "8x slower (129 vs 16 ms per step for 1050 atoms, 15 classes).",
-    remedy="The CSO force keeps its correction off; a one-pair force (CSOLongRangeCorrection) carries the same "
-           "energy, 1/V dependence and parameter derivatives (potentials/cso/forces.py::_long_range_force).")
-
 CPU_SINGLE_THREAD = Workaround(
     "openmm", "8.6.1",
     problem="With one CPU thread (or two threads sharing a core) a CustomNonbondedForce runs ~12x slower once "
@@ -53,7 +45,7 @@ TORCHFORCE_XML = Workaround(
            "will be copied (add_mace_force on an empty System, as openmm-ml's interpolation hands it) is an "
            "openmm.PythonForce running the same scripted module (mace_force.MACEPythonComputation).")
 
-WORKAROUNDS = (CPU_LONG_RANGE_CORRECTION, CPU_SINGLE_THREAD, TORCHFORCE_XML)
+WORKAROUNDS = (CPU_SINGLE_THREAD, TORCHFORCE_XML)
 
 
 def min_cpu_threads() -> int:

@@ -358,31 +358,9 @@ def test_periodic_box_matches_reference_and_long_range_correction(liquid_box):
     short = cso_energy_reference(params, positions, a1=0.6, box_vectors_nm=vectors, cutoff_nm=1.2)
     assert total - lrc == pytest.approx(short, rel=1e-9)
 
-    # OpenMM's correction: 2 pi N^2 / V * sum_{class pairs} count * int_rc^inf r^2 E(r) dr / (N (N+1) / 2).
-    from scipy.integrate import quad
-
-    n_atoms = len(positions)
-    classes, counts = np.unique(params.atom_class, return_counts=True)
-    a4 = 6.25 * BOHR_IN_NM
-
-    def integral(c1, c2):
-        c6, r0 = params.c6_kj_mol_nm6[c1, c2], params.r0_nm[c1, c2]
-
-        def f(r):
-            sigmoid = 1.0 / (1.0 + np.exp(min((r - 2.5 * r0) / BOHR_IN_NM, 700.0)))
-            return -r**2 * (1.0 + 0.6 * sigmoid) * c6 / (r**6 + a4**6)
-
-        return quad(f, 1.2, np.inf, epsabs=0, epsrel=1e-10)[0]
-
-    weighted = 0.0
-    for a, ca in zip(classes, counts):
-        for b, cb in zip(classes, counts):
-            if b < a:
-                continue
-            weighted += (ca * (ca + 1) / 2 if a == b else ca * cb) * integral(a, b)
     volume = np.prod(np.diag(vectors))
-    expected = 2 * np.pi * n_atoms**2 / volume * weighted / (n_atoms * (n_atoms + 1) / 2)
-    assert lrc == pytest.approx(expected, rel=1e-4)
+    expected = tail_by_quadrature(params, 1.2, None, alpha=1.0, a1=0.6, s6=1.0) / volume
+    assert lrc == pytest.approx(expected, rel=1e-6)
     assert lrc < 0 and abs(lrc / total) > 0.01
 
     # The long-range correction's a1 and alpha derivatives are included too.
@@ -398,32 +376,129 @@ def test_periodic_box_matches_reference_and_long_range_correction(liquid_box):
     assert energy(cpu) == pytest.approx(total, rel=1e-5)
 
 
-@pytest.mark.parametrize("switch_nm", [None, 1.0])
-def test_split_long_range_correction_equals_openmms_own(liquid_box, switch_nm):
-    """The correction carried by its own one-pair force equals OpenMM's built-in one on the CSO
-    force: energy, its 1/V dependence on a rescaled box, and the alpha/a1 derivatives."""
-    box = liquid_box
-    split = bare_system(box.topology)
-    add_cso_correction(split, box.topology, box.positions_nm, alpha=0.3, a1=0.8, cutoff_nm=1.2,
-                       switch_distance_nm=switch_nm)
-    builtin = bare_system(box.topology)
-    add_cso_correction(builtin, box.topology, box.positions_nm, alpha=0.3, a1=0.8, cutoff_nm=1.2,
-                       switch_distance_nm=switch_nm, long_range_correction=False).setUseLongRangeCorrection(True)
-    assert len(cso_forces(builtin)) == 1
-    scale = 1.07
-    vectors = np.asarray(box.box_vectors_nm) * scale
-    positions = box.positions_nm * scale
-    ours, theirs = (context_for(s, positions, box=vectors) for s in (split, builtin))
-    for a1 in (0.8, 1.9):
-        ours.setParameter("a1", a1)
-        theirs.setParameter("a1", a1)
-        assert energy(ours) == pytest.approx(energy(theirs), rel=1e-8)
-        d_ours, d_theirs = (c.getState(getParameterDerivatives=True).getEnergyParameterDerivatives()
-                            for c in (ours, theirs))
-        for name in ("alpha", "a1"):
-            assert d_ours[name] == pytest.approx(d_theirs[name], rel=1e-8)
-    assert long_range_correction_kj_mol(split, positions, vectors) == pytest.approx(
-        long_range_correction_kj_mol(builtin, positions, vectors), rel=1e-6)  # OpenMM integrates to ~1e-7
+def tail_by_quadrature(params, cutoff_nm, switch_nm, *, alpha, a1, s6, pairs="intermolecular"):
+    """V * E_tail (kJ/mol nm^3): 4 pi sum_pairs int w(r) r^2 E_pair(r) dr by scipy's quad, the pairs
+    enumerated atom by atom; w = 1 - S on the switching interval (what the switched force leaves out).
+
+    ``pairs="openmm"`` weighs the class pairs as OpenMM's own correction does: 2 pi N^2 / V *
+    sum_{class pairs} count * integral / (N (N+1) / 2), count = n_a n_b or n_a (n_a + 1) / 2.
+    """
+    from scipy.integrate import quad
+
+    a4 = 6.25 * BOHR_IN_NM
+    cls, index = params.atom_class, params.molecule_index
+    n = len(cls)
+    k = params.n_classes
+    count = np.zeros((k, k))
+    if pairs == "intermolecular":
+        i, j = np.triu_indices(n, 1)
+        inter = index[i] != index[j]
+        np.add.at(count, (np.minimum(cls[i], cls[j])[inter], np.maximum(cls[i], cls[j])[inter]), 1.0)
+    else:
+        per_class = np.bincount(cls, minlength=k).astype(float)
+        count = np.triu(np.outer(per_class, per_class), 1) + np.diag(per_class * (per_class + 1) / 2)
+        count *= n / (n + 1)
+
+    def integral(c1, c2):
+        c6, r0 = params.c6_kj_mol_nm6[c1, c2], params.r0_nm[c1, c2]
+
+        def pair(r):
+            sigmoid = 1.0 / (1.0 + np.exp(min((r - 2.5 * r0) / BOHR_IN_NM, 700.0)))
+            return -alpha * (s6 + a1 * sigmoid) * c6 / (r**6 + a4**6)
+
+        total = quad(lambda r: r**2 * pair(r), cutoff_nm, np.inf, epsabs=0, epsrel=1e-12, limit=200)[0]
+        if switch_nm is not None:
+            def missing(r):
+                t = (r - switch_nm) / (cutoff_nm - switch_nm)
+                return (10 * t**3 - 15 * t**4 + 6 * t**5) * r**2 * pair(r)
+
+            total += quad(missing, switch_nm, cutoff_nm, epsabs=0, epsrel=1e-12)[0]
+        return total
+
+    return 4 * np.pi * sum(count[a, b] * integral(a, b) for a, b in zip(*np.nonzero(count)))
+
+
+@pytest.fixture(scope="module")
+def dmc_box():
+    # The 6-DMC box of the liquid-dataset tests (72 atoms, 0.965 nm) with the CSO cutoff the volume
+    # scan gives it (0.45 of the smallest scanned edge): the box of issue 24, item 3.
+    return small_box("dmc"), 0.42
+
+
+def tail_system(box, cutoff_nm, switch_nm=None, **kwargs):
+    system = bare_system(box.topology)
+    add_cso_correction(system, box.topology, box.positions_nm, alpha=0.5, a1=0.8, cutoff_nm=cutoff_nm,
+                       switch_distance_nm=switch_nm, **kwargs)
+    return system
+
+
+@pytest.mark.parametrize("switch_nm", [None, 0.35])
+def test_long_range_correction_is_the_intermolecular_tail_integral(dmc_box, switch_nm):
+    """The tail counts intermolecular pairs only, against quad over pairs enumerated one by one:
+    at several (alpha, a1, s6) and as 1/V on a rescaled box."""
+    box, cutoff = dmc_box
+    system = tail_system(box, cutoff, switch_nm)
+    params = cso_parameters(box.topology, box.positions_nm)
+    for scale in (1.0, 1.07):
+        vectors = np.asarray(box.box_vectors_nm) * scale
+        positions = box.positions_nm * scale
+        volume = np.prod(np.diag(vectors))
+        for values in ({"alpha": 0.5, "a1": 0.8, "s6": 1.0}, {"alpha": 1.3, "a1": -0.4, "s6": 0.7}):
+            expected = tail_by_quadrature(params, cutoff, switch_nm, **values) / volume
+            assert long_range_correction_kj_mol(system, positions, vectors, values) == pytest.approx(expected, rel=1e-6)
+
+
+def test_long_range_correction_of_the_six_dmc_box_against_openmms_all_pair_count(dmc_box):
+    """Issue 24, item 3: OpenMM's own correction (every pair, N^2/2) gives -50.7 kJ/mol for this box,
+    the intermolecular tail -42.1 kJ/mol."""
+    box, cutoff = dmc_box
+    ours = tail_system(box, cutoff)
+    theirs = tail_system(box, cutoff, long_range_correction=False)
+    next(f for f in cso_forces(theirs) if f.getName() == "CSOCorrection").setUseLongRangeCorrection(True)
+    values = {"alpha": 0.5, "a1": 0.8}
+    intermolecular = long_range_correction_kj_mol(ours, box.positions_nm, box.box_vectors_nm, values)
+    all_pairs = long_range_correction_kj_mol(theirs, box.positions_nm, box.box_vectors_nm, values)
+    params = cso_parameters(box.topology, box.positions_nm)
+    volume = np.prod(np.diag(box.box_vectors_nm))
+    # OpenMM integrates in single precision to a relative change of 1e-5.
+    assert all_pairs == pytest.approx(
+        tail_by_quadrature(params, cutoff, None, alpha=0.5, a1=0.8, s6=1.0, pairs="openmm") / volume, rel=1e-4)
+    assert all_pairs == pytest.approx(-50.7, abs=0.05)
+    assert intermolecular == pytest.approx(-42.1, abs=0.05)
+
+
+def test_long_range_correction_parameter_derivatives_match_finite_differences(dmc_box):
+    """dE_tail/da1, /dalpha, /ds6 that OpenMM reports for the correction force alone."""
+    box, cutoff = dmc_box
+    system = tail_system(box, cutoff, parameter_derivatives=("alpha", "a1", "s6"))
+    tail = next(f for f in cso_forces(system) if f.getName() == "CSOLongRangeCorrection")
+    tail.setForceGroup(31)
+    context = context_for(system, box.positions_nm, box=box.box_vectors_nm)
+    values = {"alpha": 0.5, "a1": 0.8, "s6": 1.0}
+    derivatives = context.getState(getParameterDerivatives=True, groups={31}).getEnergyParameterDerivatives()
+    # The tail is linear in each parameter, so a wide step is exact, and it keeps the noise of OpenMM's
+    # single-precision re-integration at each setParameter (~1e-7 of E) far below the difference.
+    for name, step in (("a1", 0.5), ("alpha", 0.25), ("s6", 0.5)):
+        sides = []
+        for sign in (1, -1):
+            context.setParameter(name, values[name] + sign * step)
+            sides.append(energy(context, {31}))
+        context.setParameter(name, values[name])
+        assert derivatives[name] == pytest.approx((sides[0] - sides[1]) / (2 * step), rel=1e-6)
+    # The tail is linear in a1: dE/da1 = alpha B / V, B the sigmoid part of the quadrature.
+    params = cso_parameters(box.topology, box.positions_nm)
+    volume = np.prod(np.diag(box.box_vectors_nm))
+    b_part = tail_by_quadrature(params, cutoff, None, alpha=0.5, a1=1.0, s6=0.0) / volume
+    assert derivatives["a1"] == pytest.approx(b_part, rel=1e-6)
+
+
+def test_no_long_range_correction_without_an_intermolecular_pair(solvents):
+    molecule = solvents["dmc"]
+    topology = make_topology([molecule], box_edge_nm=2.5)
+    system = bare_system(topology)
+    add_cso_correction(system, topology, molecule.positions_nm, alpha=0.5, a1=0.8, cutoff_nm=1.2)
+    assert [f.getName() for f in cso_forces(system)] == ["CSOCorrection"]
+    assert not cso_forces(system)[0].getUseLongRangeCorrection()
 
 
 def test_frozen_cns_survive_wrapped_molecules_and_named_references(liquid_box):

@@ -17,10 +17,10 @@ separable); ``alpha``, ``a1`` and ``s6`` are global parameters (change them in a
 Context with ``context.setParameter``), and ``alpha`` and ``a1`` are registered for energy
 parameter derivatives (``state.getEnergyParameterDerivatives()['a1']``, which the density fit
 uses). Every intramolecular pair is excluded. Periodic systems use a cutoff (default 1.2 nm)
-with OpenMM's long-range correction, carried by a separate one-pair force
-(``CSOLongRangeCorrection``, same value, see ``_long_range_force``) because OpenMM 8.6.1's CPU
-platform re-integrates a pair force's own correction on every step; non-periodic ones use no
-cutoff, so clusters get the exact pair sum.
+with a long-range correction over the intermolecular pairs, carried by a separate one-pair force
+(``CSOLongRangeCorrection``, see ``_long_range_force``): OpenMM's own correction would count every
+pair, intramolecular ones included, and OpenMM 8.6.1's CPU platform re-integrates it on every
+step; non-periodic ones use no cutoff, so clusters get the exact pair sum.
 
 OpenMM's CPU and GPU platforms demand that every nonbonded force of a System share one exclusion
 list. When the System already has a ``NonbondedForce`` or ``CustomNonbondedForce`` (a GAFF base),

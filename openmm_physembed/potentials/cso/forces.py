@@ -8,7 +8,6 @@ import numpy as np
 
 from ...errors import PotentialError
 from ...units import BOHR_IN_NM
-from ...workarounds import CPU_LONG_RANGE_CORRECTION
 from .parameters import (
     CSO_A2,
     CSO_A4_BOHR,
@@ -23,10 +22,11 @@ from .parameters import (
 )
 
 # ---------------------------------------------------------------------------------------------- force
-# The sigmoid's exponent is capped: OpenMM integrates the long-range correction (and its a1
-# derivative) in single precision out to r ~ 1e5 nm, and an overflowing exp there makes the
-# integration fail to converge. At the cap the sigmoid is 4e-18, and no pair inside a periodic
-# cutoff gets near it (the exponent is below 20 at r = 1.2 nm), so energies are unchanged.
+# The sigmoid's exponent is capped: OpenMM's own long-range correction of this expression (when
+# switched on, as benchmarks and tests do) integrates it in single precision out to r ~ 1e5 nm, and
+# an overflowing exp there makes the integration fail to converge; _tail_coefficients applies the
+# same cap. At the cap the sigmoid is 4e-18, and no pair inside a periodic cutoff gets near it (the
+# exponent is below 20 at r = 1.2 nm), so energies are unchanged.
 SIGMOID_EXPONENT_CAP = 40.0
 
 
@@ -101,10 +101,10 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
     a2, a4_bohr
         Fixed CSO constants (published 2.5 and 6.25 bohr).
     cutoff_nm
-        Periodic cutoff; OpenMM's long-range correction accounts for pairs beyond it.
+        Periodic cutoff; a long-range correction accounts for the intermolecular pairs beyond it.
     long_range_correction
         Add that correction (periodic systems), as the force ``CSOLongRangeCorrection`` in the
-        same force group.
+        same force group (see ``_long_range_force``).
     force_group
         Force group of the CSO forces; default: the lowest group no other force uses, so the
         CSO energy can be read alone (``getState(groups={g})``).
@@ -195,13 +195,9 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
         force.addExclusion(i, j)
     system.addForce(force)
     if periodic and long_range_correction:
-        correction = None
-        if CPU_LONG_RANGE_CORRECTION.active():
-            correction = _long_range_force(force, float(cutoff_nm), parameters.molecule_index, exclusions,
-                                           parameter_derivatives)
-        if correction is None:  # a fixed OpenMM, or no intermolecular pair to carry it: OpenMM's own
-            force.setUseLongRangeCorrection(True)
-        else:
+        correction = _long_range_force(force, parameters, exclusions, float(cutoff_nm), switch_distance_nm, a2, a4_nm,
+                                       parameter_derivatives)
+        if correction is not None:
             system.addForce(correction)
 
     if shared is not None:
@@ -214,24 +210,29 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
     return force
 
 
-def _long_range_force(force, cutoff_nm: float, molecule_index, exclusions, parameter_derivatives: Sequence[str]):
-    """OpenMM's long-range correction of ``force``, -alpha (s6 A + a1 B) / V, as a force of its own.
+def _long_range_force(force, parameters: CSOParameters, exclusions, cutoff_nm: float,
+                      switch_distance_nm: float | None, a2: float, a4_nm: float, parameter_derivatives: Sequence[str]):
+    """The CSO tail over intermolecular pairs, alpha (s6 A + a1 B) / V, as a one-pair force.
 
-    Why not ``force.setUseLongRangeCorrection(True)``:
-    :data:`openmm_physembed.workarounds.CPU_LONG_RANGE_CORRECTION`. Here A and B come once from OpenMM's own integration, and the correction is carried by a
-    one-pair CustomNonbondedForce whose energy is zero inside the cutoff and whose integrand
-    beyond it is a single class pair, so re-integrating it costs nothing. Energy, box dependence
-    (1/V, so the barostat sees it) and dE/dalpha, dE/da1 equal OpenMM's correction.
-    Returns None when every pair is intramolecular (nothing can carry it).
+    A and B come from :func:`_tail_coefficients`. Why not ``force.setUseLongRangeCorrection(True)``:
+    OpenMM counts every pair of particles (N^2/2), intramolecular ones included, which the CSO term
+    leaves out, so a 6-molecule box got a tail 20 % too deep; and OpenMM 8.6.1's CPU platform
+    re-integrates its correction over every class pair on every step (129 vs 16 ms per step for
+    1050 atoms and 15 classes, benchmarks/cso_cost.py ``cso_builtin_lrc``). The carrier is a
+    CustomNonbondedForce whose energy is zero inside the cutoff and whose one pair has an integrand
+    of known integral beyond it, so OpenMM's correction of it is A and B times a calibration
+    constant (OpenMM's pair-counting convention), cheap to re-integrate, and still 1/V (the barostat
+    sees it), with OpenMM's energy derivatives for the global parameters in ``parameter_derivatives``.
+    Returns None when there is no intermolecular pair, hence no tail.
     """
-
-    pair = _intermolecular_pair(molecule_index, exclusions)
+    coefficient_s6, coefficient_a1 = _tail_coefficients(parameters, cutoff_nm, switch_distance_nm, a2, a4_nm)
+    pair = _intermolecular_pair(parameters.molecule_index, exclusions)
     if pair is None:
+        if coefficient_s6 != 0.0:
+            raise PotentialError("every intermolecular pair is excluded by the System's nonbonded force, so no "
+                                 "pair can carry the CSO long-range correction; pass long_range_correction=False")
         return None
-    # C(alpha=1, s6, a1) is linear: two evaluations give A (s6 part) and B (a1 part).
-    coefficient_s6, coefficient_a1 = _long_range_coefficients(
-        force, cutoff_nm, [{"alpha": 1.0, "s6": 1.0, "a1": 0.0}, {"alpha": 1.0, "s6": 0.0, "a1": 1.0}])
-    # rc/r^4 integrates to 1 against r^2 dr beyond rc; the calibration absorbs OpenMM's pair counting.
+    # rc/r^4 integrates to 1 against r^2 dr beyond rc; per_unit is what OpenMM makes of that one pair.
     shape = f"step(r - {cutoff_nm!r})*{cutoff_nm!r}/r^4"
     unit_force = _one_pair_force(force.getNumParticles(), pair, exclusions, shape, cutoff_nm, (), ())
     (per_unit,) = _long_range_coefficients(unit_force, cutoff_nm, [{}])
@@ -244,6 +245,59 @@ def _long_range_force(force, cutoff_nm: float, molecule_index, exclusions, param
     correction.setName("CSOLongRangeCorrection")
     correction.setForceGroup(force.getForceGroup())
     return correction
+
+
+def _intermolecular_class_pairs(parameters: CSOParameters) -> np.ndarray:
+    """W_ab: ordered pairs (atom of class a, atom of class b) in different molecules.
+
+    W = N N^T - sum_m n_m n_m^T with N the class counts of the box and n_m those of molecule m;
+    W_ab + W_ba (a != b) and W_aa / 2 count unordered pairs, so sum(W) / 2 is the number of
+    intermolecular pairs.
+    """
+    molecules = np.unique(parameters.molecule_index, return_inverse=True)[1]
+    per_molecule = np.zeros((molecules.max() + 1, parameters.n_classes))
+    np.add.at(per_molecule, (molecules, parameters.atom_class), 1.0)
+    total = per_molecule.sum(axis=0)
+    return np.outer(total, total) - per_molecule.T @ per_molecule
+
+
+def _tail_coefficients(parameters: CSOParameters, cutoff_nm: float, switch_distance_nm: float | None,
+                       a2: float, a4_nm: float) -> tuple[float, float]:
+    """A and B of the CSO tail alpha (s6 A + a1 B) / V, kJ/mol nm^3, over intermolecular pairs.
+
+    The uniform-liquid tail (g(r) = 1 beyond the cutoff; Allen and Tildesley, Computer Simulation
+    of Liquids, on long-range corrections), pair by pair:
+
+        V E_tail = 4 pi sum_{A<B, different molecules} int w(r) r^2 E_AB(r) dr
+                 = 2 pi sum_{a,b} W_ab int w(r) r^2 E_ab(r) dr
+
+    with W from :func:`_intermolecular_class_pairs`, E_ab the pair energy of the force
+    (:func:`_pair_energy_expression`, exponent cap included), w = 1 beyond the cutoff and, with a
+    switching function S, w = 1 - S on [r_switch, r_c] (the part the switched force leaves out,
+    as OpenMM's own correction does). Gauss-Legendre in x = r_c / r, where both integrands are
+    smooth: 16 panels of 16 nodes agree with scipy's quad to ~1e-14 for cutoffs of 0.3-1.2 nm.
+    """
+    x, wx = _gauss_legendre(0.0, 1.0, panels=16, order=16)
+    r = cutoff_nm / x
+    weights = wx * cutoff_nm / x**2 * r**2 / (r**6 + a4_nm**6)  # dr = rc dx / x^2
+    if switch_distance_nm is not None:
+        rs, ws = _gauss_legendre(switch_distance_nm, cutoff_nm, panels=4, order=16)
+        t = (rs - switch_distance_nm) / (cutoff_nm - switch_distance_nm)
+        r = np.concatenate([r, rs])
+        weights = np.concatenate([weights, ws * t**3 * (10.0 + t * (-15.0 + 6.0 * t)) * rs**2 / (rs**6 + a4_nm**6)])
+    b = _sigmoid_factors(parameters, a2)
+    exponent = np.minimum(r / BOHR_IN_NM - np.outer(b, b)[..., None], SIGMOID_EXPONENT_CAP)
+    sigmoid_integral = (weights / (1.0 + np.exp(exponent))).sum(axis=-1)
+    weighted_c6 = _intermolecular_class_pairs(parameters) * parameters.c6_kj_mol_nm6
+    return (float(-2.0 * np.pi * weighted_c6.sum() * weights.sum()),
+            float(-2.0 * np.pi * (weighted_c6 * sigmoid_integral).sum()))
+
+
+def _gauss_legendre(lo: float, hi: float, panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    nodes, weights = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(lo, hi, panels + 1)
+    half = 0.5 * np.diff(edges)[:, None]
+    return ((edges[:-1, None] + half * (nodes + 1.0)).ravel(), (half * weights).ravel())
 
 
 def _intermolecular_pair(molecule_index, exclusions) -> tuple[int, int] | None:
@@ -345,12 +399,12 @@ def cso_forces(system) -> list:
 
 def long_range_correction_kj_mol(system, positions_nm, box_vectors_nm=None,
                                  parameter_values: Mapping[str, float] | None = None) -> float:
-    """The energy OpenMM's long-range correction adds to the CSO term, kJ/mol.
+    """The energy the long-range correction adds to the CSO term, kJ/mol.
 
     Evaluated as E(correction on) - E(correction off) for the CSO forces alone on the Reference
-    platform. The correction assumes a uniform pair distribution beyond the cutoff and counts all
-    class pairs (intramolecular ones included, a relative overcount of about atoms-per-molecule /
-    atoms-in-box).
+    platform. The correction assumes a uniform pair distribution beyond the cutoff and counts
+    intermolecular pairs only (:func:`_tail_coefficients`); on a CSO force whose own OpenMM
+    correction was switched on instead, it reads that one, which counts every pair.
     """
     import openmm
 
