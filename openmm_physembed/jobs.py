@@ -28,9 +28,21 @@ def jsonable(value):
 
 
 def changed_keys(stored: Mapping, current: Mapping, ignore: Iterable[str] = ()) -> list[str]:
-    """Top-level keys whose values differ between two settings mappings (``ignore`` left out)."""
+    """Top-level keys whose values differ between two settings mappings (``ignore`` left out).
+
+    At any depth a key one side lacks counts as None there: an option added later, off (None) by
+    default, leaves the manifests written before it matching, so their runs still resume.
+    """
     skip = set(ignore)
-    return sorted(k for k in set(stored) | set(current) if k not in skip and stored.get(k) != current.get(k))
+    return sorted(k for k in set(stored) | set(current) if k not in skip and not _same(stored.get(k), current.get(k)))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 class JobDirectory:

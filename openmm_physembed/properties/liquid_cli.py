@@ -37,6 +37,17 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", default=None, help="output directory")
 
 
+def add_hydrogen_mass_option(parser: argparse.ArgumentParser) -> None:
+    """``--hydrogen-mass AMU``: repartitioned hydrogen masses for density runs (no effect on a density).
+
+    Only density commands take it: it changes the dynamics, which a Green-Kubo viscosity measures.
+    """
+    parser.add_argument("--hydrogen-mass", type=float, default=None, metavar="AMU",
+                        help="hydrogen mass repartitioning: each H bonded to a heavy atom gets this mass, taken "
+                             "from that atom (total mass and density unchanged), e.g. 3 with --timestep 2 "
+                             "(default: the force field's masses)")
+
+
 def add_correction_options(parser: argparse.ArgumentParser) -> None:
     """``--alpha``/``--a1``, ``--correction``, ``--force-correction``: how the CSO term is chosen (no default)."""
     group = parser.add_argument_group("CSO correction: --alpha and --a1, or --correction (no default values)")
@@ -87,11 +98,12 @@ def resolve_liquid(args):
 
 
 def npt_dynamics_from_args(args, temperature_K: float = 298.15):
-    """Langevin at ``temperature_K`` and ``--pressure``, with ``--timestep``, ``--seed``, ``--platform``."""
+    """Langevin at ``temperature_K`` and ``--pressure``, with ``--timestep``, ``--seed``, ``--platform``
+    and ``--hydrogen-mass`` (absent from commands without it: None)."""
     from ..simulation.dynamics import Dynamics
 
     return Dynamics(temperature_K=temperature_K, timestep_fs=args.timestep, pressure_bar=args.pressure,
-                    seed=args.seed, platform=args.platform)
+                    seed=args.seed, platform=args.platform, hydrogen_mass_amu=getattr(args, "hydrogen_mass", None))
 
 
 def liquid_setup_from_args(args, spec, correction):

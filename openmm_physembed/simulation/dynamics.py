@@ -7,6 +7,7 @@ stability test) nests a :class:`Dynamics` instead of repeating these fields, and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from ..errors import SimulationError
@@ -24,6 +25,12 @@ class Dynamics:
     ``pressure_bar`` None keeps the volume fixed; a value adds a Monte Carlo barostat every
     ``barostat_interval`` steps. ``platform`` None picks CUDA, else CPU (Reference for small
     classical systems), see :func:`.platforms.choose_platform`.
+
+    ``hydrogen_mass_amu`` None keeps the System's masses; a value (3.0 is usual) repartitions them
+    for the run as OpenMM's ``createSystem(hydrogenMass=...)`` does (:mod:`.masses`): each hydrogen
+    bonded to a heavy atom gets that mass, taken from the heavy atom, so the total mass and every
+    equilibrium property stay the same and a 2 fs step becomes stable without constraints.
+    Dynamical properties (viscosity, diffusion) do change with it.
     """
 
     temperature_K: float = 298.15
@@ -34,6 +41,7 @@ class Dynamics:
     barostat_interval: int = 25
     seed: int = 2024
     platform: str | None = None
+    hydrogen_mass_amu: float | None = None
 
     def __post_init__(self):
         if self.thermostat not in THERMOSTATS:
@@ -41,6 +49,10 @@ class Dynamics:
         if not (self.timestep_fs > 0 and self.temperature_K > 0):
             raise SimulationError(f"time step ({self.timestep_fs} fs) and temperature ({self.temperature_K} K) "
                                   "must be positive")
+        if self.hydrogen_mass_amu is not None and not (math.isfinite(self.hydrogen_mass_amu)
+                                                       and self.hydrogen_mass_amu > 0):
+            raise SimulationError(f"hydrogen mass must be a positive number of amu (3.0 is usual), got "
+                                  f"{self.hydrogen_mass_amu}")
 
     @property
     def timestep_ps(self) -> float:

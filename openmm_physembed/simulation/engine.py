@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import SimulationError
 from .dynamics import Dynamics
+from .masses import repartition_hydrogen_mass, set_masses
 from .runner import CHECKPOINT_FILE, ArrayRecorder, run_checkpointed
 from .setup import make_simulation
 
@@ -36,7 +37,8 @@ class MDEngine:
     ----------
     system
         Any OpenMM System without a barostat (the engine adds one when ``dynamics.pressure_bar``
-        is set, and removes it on :meth:`close`).
+        is set, and removes it on :meth:`close`). With ``dynamics.hydrogen_mass_amu`` its masses
+        are repartitioned for the run and restored on :meth:`close` as well.
     positions_nm, box_vectors_nm
         Start state (nm); the box defaults to the System's.
     parameters
@@ -48,13 +50,24 @@ class MDEngine:
     def __init__(self, system, topology, positions_nm, dynamics: Dynamics, *, box_vectors_nm=None,
                  parameters: Mapping[str, float] | None = None, seed: int | None = None,
                  precision: str | None = None):
-        from .molecules import molecule_definition
-
         self.system = system
         self.dynamics = dynamics
         self.seed = dynamics.seed if seed is None else int(seed)
         self.parameters = {k: float(v) for k, v in (parameters or {}).items()}
         self._added = []
+        self._masses_before = None
+        if dynamics.hydrogen_mass_amu is not None:
+            self._masses_before = repartition_hydrogen_mass(system, topology, dynamics.hydrogen_mass_amu)
+        try:
+            self._assemble(topology, positions_nm, box_vectors_nm, precision)
+        except BaseException:
+            self.close()
+            raise
+
+    def _assemble(self, topology, positions_nm, box_vectors_nm, precision) -> None:
+        from .molecules import molecule_definition
+
+        system, dynamics = self.system, self.dynamics
         barostat = dynamics.barostat()
         if barostat is not None:
             if not system.usesPeriodicBoundaryConditions():
@@ -108,11 +121,15 @@ class MDEngine:
                                 block_steps=max(1, min(block_steps, n_steps)), progress=progress, on_block=on_block)
 
     def close(self) -> None:
-        """Free the Context, then take the engine's forces out of the caller's System again."""
+        """Free the Context, then take the engine's forces out of the caller's System again and give it
+        back its own masses."""
         self.simulation = None
         for index in sorted(self._added, reverse=True):
             self.system.removeForce(index)
         self._added = []
+        if self._masses_before is not None:
+            set_masses(self.system, self._masses_before)
+            self._masses_before = None
 
     def __enter__(self) -> "MDEngine":
         return self

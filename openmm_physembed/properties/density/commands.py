@@ -6,6 +6,7 @@ import argparse
 
 from ..liquid_cli import (
     add_correction_options,
+    add_hydrogen_mass_option,
     add_liquid_options,
     add_model_and_npt_options,
     correction_from_args,
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
                                     description="Pack a box, run NPT (Langevin, MC barostat) and report the "
                                                 "density with its standard error. Resumable.")
     add_liquid_options(density)
+    add_hydrogen_mass_option(density)
     density.set_defaults(handler=_density)
 
     fit = subparsers.add_parser("fit-a1", help="fit the CSO damping a1 to an experimental density",
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
                                             "published linear scan and/or fluctuation + MBAR reweighting "
                                             "with Newton steps (fewer simulations). Resumable.")
     add_liquid_options(fit)
+    add_hydrogen_mass_option(fit)
     fit.add_argument("--target", type=float, default=None, help="target density g/cm3 (default: experiment)")
     fit.add_argument("--method", choices=["scan", "reweighting", "both"], default="reweighting")
     fit.add_argument("--a1-values", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5],
@@ -52,6 +55,7 @@ def register(subparsers) -> None:
                                f"(default: {' '.join(DEFAULT_TRANSFER_CASES)})")
     transfer.add_argument("--n-molecules", type=int, default=100, help="molecules per box (default 100)")
     add_model_and_npt_options(transfer)
+    add_hydrogen_mass_option(transfer)
     transfer.set_defaults(out="runs/transfer")
     add_executor_options(transfer)
     transfer.set_defaults(handler=_transfer)
@@ -76,8 +80,11 @@ def _density(args: argparse.Namespace) -> int:
     result = run_density_task(DensityTask(setup, protocol, correction_parameters(correction), out, True))
     elapsed = time.perf_counter() - started
     png = plot_density_trace(result, out / "density.png", experiment.density_g_cm3 if experiment else None)
+    masses = "" if protocol.dynamics.hydrogen_mass_amu is None else \
+        f"; hydrogen mass {protocol.dynamics.hydrogen_mass_amu:g} amu, {protocol.dynamics.timestep_fs:g} fs step"
     print(f"density {result.density} (N_eff {result.density.n_effective:.0f}) at "
-          f"{protocol.dynamics.temperature_K:g} K, {protocol.dynamics.pressure_bar:g} bar; {describe_correction(correction)}")
+          f"{protocol.dynamics.temperature_K:g} K, {protocol.dynamics.pressure_bar:g} bar; {describe_correction(correction)}"
+          f"{masses}")
     if not result.window.equilibrated:
         print("warning: the density was still drifting at the start of the averaging window; run longer")
     if experiment is not None and experiment.density_g_cm3:
