@@ -26,6 +26,9 @@ _EXPORTS = {
     "run_augmentation": "openmm_physembed.sampling.augment",
     # labelling / training
     "label_structures": "openmm_physembed.labelling.dataset",
+    "make_liquid_dataset": "openmm_physembed.labelling.liquid_dataset",
+    "make_combined_liquid_dataset": "openmm_physembed.labelling.combined_dataset",
+    "LiquidDatasetPart": "openmm_physembed.labelling.combined_dataset",
     "compute_e0s": "openmm_physembed.labelling.xtb",
     "train_mace": "openmm_physembed.training.mace_train",
     # potentials

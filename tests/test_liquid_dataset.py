@@ -3,6 +3,8 @@ paper's Fig. 5 check on them."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,7 @@ def test_liquid_dataset_end_to_end_and_resume(tmp_path):
                                     n_validation=1, n_test=1, n_train_scanned=1, scan_factors=(0.98, 1.0, 1.03))
     dataset = make_liquid_dataset(box, tmp_path, protocol, executor=None, progress=False)
     assert dataset.sizes == {"train": 2 + 2, "valid": 1, "test_scan": 3}
+    assert dataset.n_computed == 8
 
     train = read(dataset.train_path, ":")
     test = read(dataset.test_scan_path, ":")
@@ -113,7 +116,7 @@ def test_liquid_dataset_end_to_end_and_resume(tmp_path):
         assert np.all(np.isfinite(atoms.info["REF_stress"]))
 
     again = make_liquid_dataset(box, tmp_path, protocol, executor=None, progress=False)
-    assert again.label_seconds == 0.0  # everything came from the cache
+    assert again.label_seconds == 0.0 and again.n_computed == 0  # everything came from the cache
     assert again.sizes == dataset.sizes
     assert (tmp_path / "density_coverage.png").is_file() and (tmp_path / "train.e0s.json").is_file()
 
@@ -287,3 +290,166 @@ def test_volume_scan_refuses_a_topology_written_with_dc_residues(scan_model, sca
         evaluate_volume_scan(scan_model, directory / "test_scan.extxyz", tmp_path / "topology.pdb",
                              CSOCorrection(0.1, 0.5, 1.0, source="explicit"))
     assert "\n" not in str(error.value)
+
+
+# -- several liquids at several temperatures in one dataset ------------------------------------
+
+TINY_FRAMES = LiquidFramesProtocol(Dynamics(pressure_bar=1.0, seed=5), npt_ps=0.6, equilibration_ps=0.2, n_train=1,
+                                   n_validation=1, n_test=1, n_train_scanned=1, scan_factors=(0.98, 1.0))
+
+
+def _tiny_parts():
+    # Gas-like packing keeps the boxes legal (>= 1 nm) at 24 and 36 atoms, so labels take ~1 s each;
+    # water has no carbon, so the combined E0s must take C from the methanol part.
+    from openmm_physembed.labelling.combined_dataset import LiquidDatasetPart
+    from openmm_physembed.properties.liquid import LiquidSpec
+
+    return [LiquidDatasetPart("water", 298.15, LiquidSpec(("O",), counts=(8,), packing_density_g_cm3=0.2, seed=2),
+                              0.997),
+            LiquidDatasetPart("methanol", 313.15, LiquidSpec(("CO",), counts=(6,), packing_density_g_cm3=0.3, seed=2))]
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory):
+    pytest.importorskip("tblite")
+    from openmm_physembed.executors import SerialExecutor
+    from openmm_physembed.labelling.combined_dataset import make_combined_liquid_dataset
+
+    out = tmp_path_factory.mktemp("combined")
+    dataset = make_combined_liquid_dataset(_tiny_parts(), out, TINY_FRAMES, executor=SerialExecutor(),
+                                           progress=False, charge_method="gasteiger")
+    return out, dataset
+
+
+def test_two_parts_combine_into_one_dataset(combined):
+    from openmm_physembed.io import read_extxyz, read_json
+
+    out, dataset = combined
+    per_part = {"train": 1 + 1, "valid": 1, "test_scan": 2}
+    assert list(dataset.parts) == ["water_298.15K", "methanol_313.15K"]
+    assert all(part.sizes == per_part for part in dataset.parts.values())
+    assert dataset.sizes == {k: 2 * n for k, n in per_part.items()}
+    assert dataset.n_computed == 2 * sum(per_part.values())
+
+    for subset in ("train", "valid", "test_scan"):
+        structures = read_extxyz(out / f"{subset}.extxyz")
+        expected = [(name, a) for name, part in dataset.parts.items() for a in read_extxyz(part.paths[subset])]
+        assert len(structures) == len(expected)
+        for atoms, (name, source) in zip(structures, expected):
+            system, temperature = {"water_298.15K": ("water", 298.15), "methanol_313.15K": ("methanol", 313.15)}[name]
+            assert (atoms.info["part"], atoms.info["system"], atoms.info["temperature_K"]) == (name, system,
+                                                                                           temperature)
+            assert atoms.info["REF_energy"] == source.info["REF_energy"]
+            np.testing.assert_array_equal(atoms.arrays["REF_forces"], source.arrays["REF_forces"])
+            np.testing.assert_array_equal(atoms.info["REF_stress"], source.info["REF_stress"])
+
+    manifest = read_json(dataset.manifest_path)
+    assert [p["name"] for p in manifest["parts"]] == list(dataset.parts)
+    assert [p["temperature_K"] for p in manifest["parts"]] == [298.15, 313.15]
+    assert manifest["sizes"] == dataset.sizes
+    for part in manifest["parts"]:  # what volume-scan needs, per part
+        assert (out / part["topology"]).is_file() and (out / part["test_scan"]).is_file()
+        assert part["sizes"] == per_part and part["npt_seconds"] > 0
+    assert dataset.plot_path.is_file()
+
+
+def test_combined_e0s_are_every_parts_own(combined):
+    from openmm_physembed.labelling.dataset import read_e0s
+
+    out, dataset = combined
+    water, methanol = (read_e0s(part.out_dir / "train.e0s.json") for part in dataset.parts.values())
+    assert sorted(water) == [1, 8] and sorted(methanol) == [1, 6, 8]
+    assert {z: water[z] for z in (1, 8)} == {z: methanol[z] for z in (1, 8)}  # identical, not just close
+    for name in ("train", "valid", "test_scan"):
+        assert read_e0s(out / f"{name}.e0s.json") == methanol == dataset.e0s_ev
+
+
+def test_rerunning_the_combined_dataset_recomputes_nothing(combined):
+    from openmm_physembed.executors import SerialExecutor
+    from openmm_physembed.labelling.combined_dataset import make_combined_liquid_dataset
+
+    out, first = combined
+    caches = sorted(out.glob("parts/*/.labelling/items/*.npz"))
+    stamps = {p: p.stat().st_mtime_ns for p in [*caches, first.train_path, first.manifest_path]}
+    again = make_combined_liquid_dataset(_tiny_parts(), out, TINY_FRAMES, executor=SerialExecutor(),
+                                         progress=False, charge_method="gasteiger")
+    assert again.n_computed == 0 and again.label_seconds == 0.0
+    assert again.sizes == first.sizes
+    assert sorted(out.glob("parts/*/.labelling/items/*.npz")) == caches
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # identical files are not rewritten
+
+
+def test_parts_whose_e0s_differ_are_refused():
+    from openmm_physembed.errors import LabellingError
+    from openmm_physembed.labelling.combined_dataset import merge_e0s
+
+    record = {"method": "GFN2-xTB", "settings": {"electronic_temperature_K": 300.0},
+              "e0s_ev": {"1": -10.7, "8": -102.5}}
+    merged = merge_e0s({"a": record, "b": {**record, "e0s_ev": {"1": -10.7, "6": -48.8}}})
+    assert merged["e0s_ev"] == {"1": -10.7, "6": -48.8, "8": -102.5}
+    with pytest.raises(LabellingError, match="E0 of Z=1 differs between parts a .* and b"):
+        merge_e0s({"a": record, "b": {**record, "e0s_ev": {"1": -10.8}}})
+    with pytest.raises(LabellingError, match="different settings"):
+        merge_e0s({"a": record, "b": {**record, "settings": {"electronic_temperature_K": 1000.0}}})
+
+
+def test_a_bad_part_is_refused_before_anything_is_written(tmp_path):
+    from dataclasses import replace
+
+    from openmm_physembed.errors import BoxError, LabellingError
+    from openmm_physembed.labelling.combined_dataset import make_combined_liquid_dataset
+
+    good, methanol = _tiny_parts()
+    small = replace(methanol, spec=replace(methanol.spec, counts=(3,)))  # 0.8 nm: no legal GAFF cutoff
+    for parts, error, match in [([good, small], BoxError, r"'methanol' at 313.15 K \(3 molecules\).*cutoff"),
+                                ([good, good], LabellingError, "given twice"),
+                                ([good, replace(methanol, temperature_K=-5.0)], LabellingError, "positive")]:
+        with pytest.raises(error, match=match):
+            make_combined_liquid_dataset(parts, tmp_path / "out", TINY_FRAMES, progress=False,
+                                         charge_method="gasteiger")
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("parts, message", [
+    (["EMC@298.15", "no-such-liquid@298.15"], "no experimental data for 'no-such-liquid'; known systems"),
+    (["EMC@warm"], "must be a number in K"),
+    (["EC@313.15"], r"dataset part 'EC' at 313.15 K \(8 molecules\): a 0.96 nm box"),
+])
+def test_cli_refuses_a_bad_part_in_one_line(tmp_path, capsys, parts, message):
+    from openmm_physembed.cli import main
+
+    argv = ["liquid-dataset", "--n-molecules", "8", "-o", str(tmp_path / "out")]
+    for part in parts:
+        argv += ["--part", part]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and re.search(message, error), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_table1_parts_are_rows_of_the_experimental_table():
+    from openmm_physembed.labelling.combined_dataset import TABLE1_DATASET_PARTS, check_dataset_parts
+    from openmm_physembed.labelling.commands import dataset_parts_from_text
+    from openmm_physembed.properties.experimental import parse_system_at_temperature
+
+    for text in TABLE1_DATASET_PARTS:
+        row, temperature = parse_system_at_temperature(text)  # exact row, or PropertyError
+        assert row.density_g_cm3 is not None and row.temperature_K == temperature
+    parts = dataset_parts_from_text(TABLE1_DATASET_PARTS, n_molecules=12)
+    assert [p.name for p in parts] == ["EC_313.15K", "EMC_298.15K", "EC-EMC_5-5_298.15K", "EC-EMC_3-7_293.15K",
+                                       "EC-EMC_3-7_298.15K", "EC-EMC_3-7_313.15K"]
+    boxes = check_dataset_parts(parts)
+    assert boxes["EC-EMC_3-7_298.15K"]["counts"] == (4, 8)  # the README's 160-atom box
+    # A temperature without a table row keeps the composition and records no experimental density.
+    [warm] = dataset_parts_from_text(["EMC@313.15"], n_molecules=12)
+    assert (warm.temperature_K, warm.experimental_density_g_cm3) == (313.15, None)
+
+
+def test_volume_scan_refuses_a_combined_scan_set(combined):
+    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
+
+    out, dataset = combined
+    with pytest.raises(PropertyError, match="mixes the scan sets of 2 liquids.*parts/water_298.15K"):
+        evaluate_volume_scan("unused.model", dataset.test_scan_path, out / "topology.pdb",
+                             CSOCorrection(0.1, 0.5, 1.0, source="explicit"))

@@ -154,6 +154,14 @@ def counts_from_mass_fractions(molecules: Sequence[Molecule], mass_fractions: Se
     return tuple(int(c) for c in best)
 
 
+def box_edge_for_density(molecules: Sequence[Molecule], counts: Sequence[int], density_g_cm3: float) -> float:
+    """Edge (nm) of the cubic box that holds ``counts`` of ``molecules`` at ``density_g_cm3``."""
+    if not density_g_cm3 > 0:
+        raise BoxError(f"density must be positive, got {density_g_cm3} g/cm3")
+    total_mass = sum(m.mass_amu * n for m, n in zip(molecules, counts))
+    return (total_mass * AMU_PER_NM3_IN_G_PER_CM3 / density_g_cm3) ** (1.0 / 3.0)
+
+
 def build_box(
     molecules: Sequence[Molecule],
     counts: Sequence[int] | None = None,
@@ -186,9 +194,7 @@ def build_box(
     if (density_g_cm3 is None) == (box_edge_nm is None):
         raise BoxError("give exactly one of a target density (g/cm3) or a box edge (nm)")
     if box_edge_nm is None:
-        if density_g_cm3 <= 0:
-            raise BoxError(f"density must be positive, got {density_g_cm3} g/cm3")
-        box_edge_nm = (total_mass * AMU_PER_NM3_IN_G_PER_CM3 / density_g_cm3) ** (1.0 / 3.0)
+        box_edge_nm = box_edge_for_density(molecules, counts, density_g_cm3)
     implied = total_mass * AMU_PER_NM3_IN_G_PER_CM3 / box_edge_nm**3
     if implied > MAX_PACKING_DENSITY_G_CM3:
         raise BoxError(

@@ -73,8 +73,20 @@ def _register_liquid_dataset(subparsers) -> None:
                     "periodic GFN2-xTB (tblite): energy, forces and stress. Writes OUT/train.extxyz, "
                     "valid.extxyz, test_scan.extxyz (+ .e0s.json), topology.pdb, dataset.json and "
                     "density_coverage.png; then `physembed train --preset cpu-liquid --train OUT/train.extxyz "
-                    "--valid OUT/valid.extxyz`. Resumable: rerun the same command.")
+                    "--valid OUT/valid.extxyz`. With --part (repeated) or --table1: one dataset of several "
+                    "liquids at several temperatures, each part in OUT/parts/SYSTEM_TK/ and all concatenated "
+                    "into OUT/train.extxyz etc. (info 'system', 'part', 'temperature_K'). Resumable: rerun the "
+                    "same command.")
     add_composition_options(data, default_n_molecules=10)
+    from .combined_dataset import TABLE1_DATASET_PARTS
+
+    data.add_argument("--part", action="append", default=None, metavar="SYSTEM@K",
+                      help="a liquid of the experimental table at a temperature, e.g. 'EC:EMC 3:7@313.15' "
+                           "(repeat for several; SYSTEM alone: the table's first temperature; a temperature "
+                           "without a table row takes the composition of the nearest one); --n-molecules and "
+                           "--packing-density apply to every part")
+    data.add_argument("--table1", action="store_true",
+                      help=f"the Table 1 parts: {', '.join(TABLE1_DATASET_PARTS)} (with any --part added)")
     data.add_argument("-o", "--out", default=None, help="output directory (default runs/<liquid>_dataset)")
     data.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
     data.add_argument("--pressure", type=float, default=d.dynamics.pressure_bar, help="bar")
@@ -97,20 +109,15 @@ def _register_liquid_dataset(subparsers) -> None:
 
 
 def _liquid_dataset(args: argparse.Namespace) -> int:
+    if args.part or args.table1:
+        return _combined_liquid_dataset(args)
     from pathlib import Path
 
     from ..cli_common import composition_from_args, liquid_name, liquid_temperature
-    from ..sampling.liquid_frames import LiquidFramesProtocol
-    from ..simulation.dynamics import Dynamics
     from .liquid_dataset import make_liquid_dataset
 
     spec, experiment = composition_from_args(args)
-    dynamics = Dynamics(temperature_K=liquid_temperature(args, experiment), pressure_bar=args.pressure,
-                        seed=args.seed, platform=args.platform)
-    protocol = LiquidFramesProtocol(
-        dynamics, npt_ps=args.npt_ps, equilibration_ps=args.equilibration_ps, n_train=args.n_train,
-        n_validation=args.n_valid, n_test=args.n_test, n_train_scanned=args.n_train_scanned,
-        scan_factors=tuple(args.scan_factors))
+    protocol = _frames_protocol(args, liquid_temperature(args, experiment))
     box = spec.pack(args.charge_method, args.cache_dir)
     out = Path(args.out or f"runs/{liquid_name(args, spec)}_dataset")
     print(f"{'+'.join(f'{n} {m.name}' for m, n in zip(box.molecules, box.counts))}: {box.n_atoms} atoms, "
@@ -121,4 +128,70 @@ def _liquid_dataset(args: argparse.Namespace) -> int:
     print(f"labelled structures: {sizes} -> {dataset.out_dir}; density coverage -> {dataset.plot_path}")
     print(f"next: physembed train --preset cpu-liquid --train {dataset.train_path} --valid {dataset.valid_path} "
           f"-o {out}/model")
+    return 0
+
+
+def _frames_protocol(args: argparse.Namespace, temperature_K: float):
+    from ..sampling.liquid_frames import LiquidFramesProtocol
+    from ..simulation.dynamics import Dynamics
+
+    dynamics = Dynamics(temperature_K=temperature_K, pressure_bar=args.pressure, seed=args.seed,
+                        platform=args.platform)
+    return LiquidFramesProtocol(
+        dynamics, npt_ps=args.npt_ps, equilibration_ps=args.equilibration_ps, n_train=args.n_train,
+        n_validation=args.n_valid, n_test=args.n_test, n_train_scanned=args.n_train_scanned,
+        scan_factors=tuple(args.scan_factors))
+
+
+def dataset_parts_from_text(texts, n_molecules: int, packing_density_g_cm3: float | None = None, seed: int = 1):
+    """:class:`~.combined_dataset.LiquidDatasetPart` for each ``'SYSTEM@K'`` of the experimental table
+    (e.g. :data:`~.combined_dataset.TABLE1_DATASET_PARTS`), ``n_molecules`` each, packed at the
+    table's density unless ``packing_density_g_cm3`` is given."""
+    from ..properties.experimental import parse_system_at_temperature
+    from ..properties.liquid import LiquidSpec
+    from .combined_dataset import LiquidDatasetPart
+
+    parts = []
+    for text in texts:
+        row, temperature_K = parse_system_at_temperature(text, require_row=False)
+        spec = LiquidSpec.from_experiment(row, n_molecules, seed=seed)
+        if packing_density_g_cm3:
+            spec = LiquidSpec(**{**spec.__dict__, "packing_density_g_cm3": packing_density_g_cm3})
+        at_row = abs(row.temperature_K - temperature_K) <= 0.5
+        parts.append(LiquidDatasetPart(row.system, temperature_K, spec,
+                                       row.density_g_cm3 if at_row else None))
+    return parts
+
+
+def _combined_liquid_dataset(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import LabellingError
+    from .combined_dataset import TABLE1_DATASET_PARTS, check_dataset_parts, make_combined_liquid_dataset
+
+    if args.experiment or args.components or args.counts or args.mass_fractions or args.temperature is not None:
+        raise LabellingError("--part/--table1 name every liquid and temperature; leave out --experiment, "
+                             "components, --counts, --mass-fractions and --temperature")
+    texts = [*(TABLE1_DATASET_PARTS if args.table1 else ()), *(args.part or ())]
+    parts = dataset_parts_from_text(texts, args.n_molecules, args.packing_density)
+    protocol = _frames_protocol(args, parts[0].temperature_K)
+    boxes = check_dataset_parts(parts, protocol)
+    out = Path(args.out or ("runs/table1_dataset" if args.table1 and not args.part else "runs/liquid_dataset"))
+    for part in parts:
+        box = boxes[part.name]
+        print(f"{part.name}: {'+'.join(str(c) for c in box['counts'])} molecules of "
+              f"{'+'.join(part.spec.components)}, {box['box_edge_nm']:.3f} nm box, {part.temperature_K:g} K")
+    with executor_from_args(args, gpu=False) as executor:
+        dataset = make_combined_liquid_dataset(parts, out, protocol, executor=executor,
+                                               progress=not args.no_progress, charge_method=args.charge_method,
+                                               cache_dir=args.cache_dir)
+    for name, part in dataset.parts.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in part.sizes.items()))
+    sizes = ", ".join(f"{k} {v}" for k, v in dataset.sizes.items())
+    print(f"labelled structures, all parts: {sizes} ({dataset.n_computed} computed now) -> {dataset.out_dir}; "
+          f"density coverage -> {dataset.plot_path}")
+    print(f"next: physembed train --preset cpu-liquid --train {dataset.train_path} --valid {dataset.valid_path} "
+          f"-o {out}/model")
+    print(f"Fig. 5 check, per part: physembed volume-scan --dataset {out}/parts/PART (PART: "
+          f"{', '.join(dataset.parts)})")
     return 0

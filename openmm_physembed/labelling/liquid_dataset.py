@@ -37,6 +37,7 @@ class LiquidDataset:
     label_seconds: float  # computing labels in this call (0 when all came from the cache)
     manifest_path: Path
     plot_path: Path
+    n_computed: int = 0  # single points run in this call (the rest came from the label cache)
 
     @property
     def train_path(self) -> Path:
@@ -70,7 +71,7 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
 
     manifest_path = out_dir / "dataset.json"
     previous = read_json(manifest_path) if manifest_path.is_file() else {}
-    label_seconds, paths, sizes = 0.0, {}, {}
+    label_seconds, paths, sizes, n_computed = 0.0, {}, {}, 0
     for name, atoms_list in subsets.items():
         started = time.perf_counter()
         result = label_structures(atoms_list, out_dir / f"{name}.extxyz", executor=executor,
@@ -78,6 +79,7 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
                                   electronic_temperature_K=electronic_temperature_K)
         if result.n_computed:
             label_seconds += time.perf_counter() - started
+        n_computed += result.n_computed
         paths[name], sizes[name] = result.out_path, result.n_labelled
     n_atoms = box.n_atoms
     per_structure = label_seconds / max(1, sum(len(a) for a in subsets.values()))
@@ -94,7 +96,7 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
         "label_seconds": previous.get("label_seconds") or label_seconds,
         "label_seconds_per_structure_wall": previous.get("label_seconds_per_structure_wall") or per_structure,
     })
-    return LiquidDataset(out_dir, paths, sizes, n_atoms, label_seconds, manifest_path, plot_path)
+    return LiquidDataset(out_dir, paths, sizes, n_atoms, label_seconds, manifest_path, plot_path, n_computed)
 
 
 def _plot_density_coverage(frames, path: Path) -> Path:

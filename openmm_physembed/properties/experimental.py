@@ -64,3 +64,35 @@ def lookup(system: str, temperature_K: float, tolerance_K: float = 0.5) -> Exper
             return row
     temps = ", ".join(f"{r.temperature_K:g}" for r in matches)
     raise PropertyError(f"no experimental data for {system!r} at {temperature_K:g} K (available: {temps} K)")
+
+
+def parse_system_at_temperature(text: str, require_row: bool = True) -> tuple[ExperimentalLiquid, float]:
+    """``(row, temperature_K)`` for ``'SYSTEM'`` or ``'SYSTEM@TEMPERATURE'`` (K), e.g. ``'EC:EMC 3:7@303.15'``.
+
+    Without a temperature: the table's first row for the system, at its temperature. With one and
+    ``require_row``: the row at that temperature (:func:`lookup`). Without ``require_row`` any
+    temperature is accepted and the system's nearest-temperature row gives the composition (and
+    the packing density), for training data at temperatures the table has no density for.
+
+    >>> row, t = parse_system_at_temperature("EMC@313.15", require_row=False)
+    >>> row.system, row.temperature_K, t
+    ('EMC', 298.15, 313.15)
+    """
+    import math
+
+    system, _, temperature = text.partition("@")
+    key = system.strip().lower()
+    rows = [r for r in experimental_liquids() if r.system.lower() == key]
+    if not rows:
+        lookup(system, 298.15)  # raises with the list of known systems
+    if not temperature:
+        return rows[0], rows[0].temperature_K
+    try:
+        temperature_K = float(temperature)
+    except ValueError:
+        raise PropertyError(f"{text!r}: the temperature after '@' must be a number in K") from None
+    if not (math.isfinite(temperature_K) and temperature_K > 0):
+        raise PropertyError(f"{text!r}: the temperature after '@' must be positive (K)")
+    if require_row:
+        return lookup(system, temperature_K), temperature_K
+    return min(rows, key=lambda r: abs(r.temperature_K - temperature_K)), temperature_K

@@ -25,6 +25,9 @@ from ..units import ANGSTROM_PER_NM
 # Positions from an OpenMM State (enforcePeriodicBox off) keep molecules whole; a bond longer than
 # this means a wrapped molecule, whose centre of mass would be wrong.
 _MAX_BOND_NM = 0.3
+# The LJ long-range correction assumes g(r) = 1 beyond the cutoff; a shorter cutoff cuts through the
+# first solvation shell, and the NPT density would no longer be GAFF's.
+_MIN_CUTOFF_NM = 0.45
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,39 @@ class LiquidFramesProtocol:
             raise SamplingError(f"scan factors {self.scan_factors} must lie in (0.8, 1.3): they scale the box edge")
         if self.equilibration_ps >= self.npt_ps:
             raise SamplingError("equilibration_ps must be shorter than npt_ps")
+        if self.frame_interval < 1:
+            raise SamplingError(f"{self.npt_ps} ps is too short for {self.n_frames} frames")
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.npt_ps * 1000.0 / self.dynamics.timestep_fs))
+
+    @property
+    def first_step(self) -> int:
+        """The last step of the equilibration: frames are kept after it."""
+        return int(round(self.equilibration_ps * 1000.0 / self.dynamics.timestep_fs))
+
+    @property
+    def frame_interval(self) -> int:
+        return (self.n_steps - self.first_step) // self.n_frames
 
     @property
     def n_frames(self) -> int:
         return self.n_train + self.n_validation + self.n_test
+
+
+def gaff_cutoff_nm(box_edge_nm: float, protocol: LiquidFramesProtocol = LiquidFramesProtocol()) -> float:
+    """The GAFF NPT cutoff (nm) a box of edge ``box_edge_nm`` gets; raises when the box is too small.
+
+    >>> gaff_cutoff_nm(1.22)
+    0.549
+    """
+    cutoff_nm = min(1.0, round(protocol.cutoff_fraction_of_edge * box_edge_nm, 3))
+    if cutoff_nm < _MIN_CUTOFF_NM:
+        raise BoxError(f"a {box_edge_nm:.2f} nm box allows a GAFF cutoff of only {cutoff_nm} nm; "
+                       f"use more molecules (at least ~{_MIN_CUTOFF_NM / protocol.cutoff_fraction_of_edge:.1f} nm "
+                       "edge)")
+    return cutoff_nm
 
 
 def rigid_volume_scan(positions_nm: np.ndarray, box_nm: np.ndarray, molecule_index: np.ndarray,
@@ -116,17 +148,8 @@ def make_liquid_frames(box, out_dir: str | Path, protocol: LiquidFramesProtocol 
     """
     from .reference_md import LiquidNPTProtocol, run_liquid_npt
 
-    cutoff_nm = round(protocol.cutoff_fraction_of_edge * box.box_edge_nm, 3)
-    if cutoff_nm > 1.0:
-        cutoff_nm = 1.0
-    if cutoff_nm < 0.45:
-        raise BoxError(f"a {box.box_edge_nm:.2f} nm box allows a GAFF cutoff of only {cutoff_nm} nm; "
-                       "use more molecules (at least ~1.0 nm edge)")
-    n_steps = int(round(protocol.npt_ps * 1000.0 / protocol.dynamics.timestep_fs))
-    first_step = int(round(protocol.equilibration_ps * 1000.0 / protocol.dynamics.timestep_fs))
-    frame_interval = (n_steps - first_step) // protocol.n_frames
-    if frame_interval < 1:
-        raise SamplingError(f"{protocol.npt_ps} ps is too short for {protocol.n_frames} frames")
+    cutoff_nm = gaff_cutoff_nm(box.box_edge_nm, protocol)
+    n_steps, first_step, frame_interval = protocol.n_steps, protocol.first_step, protocol.frame_interval
     npt = LiquidNPTProtocol(protocol.dynamics, n_steps=n_steps, frame_interval=frame_interval,
                             nonbonded_cutoff_nm=cutoff_nm)
     records = run_liquid_npt(box, out_dir, npt, progress=progress)

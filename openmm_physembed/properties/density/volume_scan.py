@@ -114,6 +114,10 @@ def _read_scan(path) -> list:
         if missing or not all(atoms.pbc):
             raise PropertyError(f"{path} structure {index} is not a labelled periodic scan structure "
                                 f"(missing {missing or 'pbc'}); make one with physembed liquid-dataset")
+    parts = list(dict.fromkeys(a.info["part"] for a in structures if "part" in a.info))
+    if len(parts) > 1:  # a combined liquid-dataset: one topology per part, none for the mixture
+        raise PropertyError(f"{path} mixes the scan sets of {len(parts)} liquids ({', '.join(parts)}); check one "
+                            f"at a time: --dataset {path.parent / 'parts' / parts[0]} (and so on)")
     return structures
 
 
