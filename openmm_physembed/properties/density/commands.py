@@ -176,19 +176,9 @@ def spec_name(args, spec) -> str:
 
 def parse_transfer_case(text: str):
     """'EMC' (the table's first temperature for it) or 'EC:EMC 3:7@303.15' -> an ExperimentalLiquid."""
-    from ...errors import PropertyError
-    from ..experimental import experimental_liquids, lookup
+    from ..experimental import parse_system_at_temperature
 
-    system, _, temperature = text.partition("@")
-    if temperature:
-        try:
-            return lookup(system, float(temperature))
-        except ValueError:
-            raise PropertyError(f"bad case {text!r}: the temperature after '@' must be a number in K") from None
-    rows = [r for r in experimental_liquids() if r.system.lower() == system.strip().lower()]
-    if not rows:
-        return lookup(system, 298.15)  # raises with the list of known systems
-    return rows[0]
+    return parse_system_at_temperature(text, require_row=True)[0]
 
 
 def _transfer(args: argparse.Namespace) -> int:
