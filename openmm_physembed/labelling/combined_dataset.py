@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import LabellingError
 from ..io import read_extxyz, read_json, write_extxyz, write_json
 from ..sampling.liquid_frames import LiquidFramesProtocol, gaff_cutoff_nm
-from .liquid_dataset import LiquidDataset, make_liquid_dataset
+from .liquid_dataset import LiquidDataset, SubsetPaths, make_liquid_dataset
 
 SUBSETS = ("train", "valid", "test_scan")
 
@@ -70,7 +70,7 @@ class LiquidDatasetPart:
 
 
 @dataclass(frozen=True)
-class CombinedLiquidDataset:
+class CombinedLiquidDataset(SubsetPaths):
     out_dir: Path
     paths: dict  # subset -> combined labelled extxyz
     sizes: dict  # subset -> labelled structures, all parts
@@ -80,18 +80,6 @@ class CombinedLiquidDataset:
     label_seconds: float
     manifest_path: Path
     plot_path: Path
-
-    @property
-    def train_path(self) -> Path:
-        return self.paths["train"]
-
-    @property
-    def valid_path(self) -> Path:
-        return self.paths["valid"]
-
-    @property
-    def test_scan_path(self) -> Path:
-        return self.paths["test_scan"]
 
 
 def check_dataset_parts(parts: Sequence[LiquidDatasetPart],

@@ -28,16 +28,10 @@ from ..io import read_json, write_extxyz, write_json
 from ..sampling.liquid_frames import LiquidFramesProtocol, make_liquid_frames
 
 
-@dataclass(frozen=True)
-class LiquidDataset:
-    out_dir: Path
-    paths: dict  # subset -> labelled extxyz
-    sizes: dict  # subset -> labelled structures
-    n_atoms: int
-    label_seconds: float  # computing labels in this call (0 when all came from the cache)
-    manifest_path: Path
-    plot_path: Path
-    n_computed: int = 0  # single points run in this call (the rest came from the label cache)
+class SubsetPaths:
+    """``train_path``, ``valid_path``, ``test_scan_path`` of a dataset's ``paths`` mapping."""
+
+    paths: dict
 
     @property
     def train_path(self) -> Path:
@@ -50,6 +44,18 @@ class LiquidDataset:
     @property
     def test_scan_path(self) -> Path:
         return self.paths["test_scan"]
+
+
+@dataclass(frozen=True)
+class LiquidDataset(SubsetPaths):
+    out_dir: Path
+    paths: dict  # subset -> labelled extxyz
+    sizes: dict  # subset -> labelled structures
+    n_atoms: int
+    label_seconds: float  # computing labels in this call (0 when all came from the cache)
+    manifest_path: Path
+    plot_path: Path
+    n_computed: int = 0  # single points run in this call (the rest came from the label cache)
 
 
 def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol = LiquidFramesProtocol(),
