@@ -4,7 +4,11 @@
 # after an interruption, start this script again with the same arguments; finished runs only
 # re-summarise (seconds).
 #
-#   nohup benchmarks/run_queue.sh > runs/queue.log 2>&1 &
+#   setsid nohup benchmarks/run_queue.sh > runs/queue.log 2>&1 &
+#
+# To pause it (for the test suite, say) stop the whole process group: the pool's workers start
+# mace_run_train as child processes, which outlive a killed pool and keep both cores busy.
+#   kill -- -$(ps -o pgid= -p $(pgrep -f run_queue.sh) | tr -d ' ')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
