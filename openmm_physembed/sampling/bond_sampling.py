@@ -674,7 +674,6 @@ def augment_frames(
     if parameters.bonds_per_structure > len(typing.bonds):
         raise SamplingError(f"bonds_per_structure={parameters.bonds_per_structure} exceeds the "
                             f"{len(typing.bonds)} bonds of {molecule.name!r}")
-    n_structures = n_frames - parameters.n_validation
     symbols = molecule.symbols
     ranges = bond_ranges(typing, frames, parameters, lookup, symbols=symbols)
     plans = plan_bonds(typing, symbols, parameters)
@@ -706,6 +705,7 @@ def augment_frames(
             angle_quota = per_structure_quota(len(bendable), len(train), angle_quota)
             angle_schedule = coverage_schedule(bendable, len(train), np.random.default_rng(angle_schedule_seq))
 
+    bend_parameters = replace(angle_parameters, angles_per_structure=angle_quota)
     positions_out, records = [], []
     for structure, frame in enumerate(train):
         positions, record, deferred = _modify_frame(
@@ -713,7 +713,6 @@ def augment_frames(
             np.random.default_rng(frame_seqs[frame]), molecule.name, bond_quota, bond_schedule[structure])
         carry_over(bond_schedule, structure, deferred)
         if bending is not None:
-            bend_parameters = replace(angle_parameters, angles_per_structure=angle_quota)
             positions, bends, rejected, deferred = bend_structure(
                 positions, bending[0], bending[1], thresholds, bend_parameters,
                 np.random.default_rng(bend_seqs[frame]), scheduled_types=angle_schedule[structure])
@@ -751,7 +750,7 @@ def _blocked(plans, modifications, excluded) -> set[int]:
     return set(excluded) | {p.index for p in plans for m in modifications if p.changes_distance(m.atom1, m.atom2)}
 
 
-def _accept(positions, plan: BondPlan, draw: Draw, angle, trial, scheduled: bool = False) -> BondModification:
+def _accept(positions, plan: BondPlan, draw: Draw, angle, scheduled: bool = False) -> BondModification:
     return BondModification(
         plan.atom1, plan.atom2, plan.bond_type,
         old_length=geometry.bond_length(positions, plan.atom1, plan.atom2), new_length=draw.new_length,
@@ -761,9 +760,10 @@ def _accept(positions, plan: BondPlan, draw: Draw, angle, trial, scheduled: bool
 
 
 def _scheduled_stretch(positions, bond_type: str, plans, ranges, thresholds, parameters, rng, modifications,
-                       excluded: set[int], rejections: list) -> tuple[np.ndarray, BondModification | None]:
+                       rejections: list) -> tuple[np.ndarray, BondModification | None]:
     """Stretch one bond of ``bond_type`` (uniformly among its free bonds); None when none passes."""
     low, high = ranges[bond_type].stretch
+    excluded: set[int] = set()
     for _ in range(parameters.max_attempts):
         blocked = _blocked(plans, modifications, excluded)
         members = [p for p in plans if p.bond_type == bond_type and p.index not in blocked]
@@ -775,7 +775,7 @@ def _scheduled_stretch(positions, bond_type: str, plans, ranges, thresholds, par
         trial = apply_modification(positions, plan, draw.new_length, angle)
         clashes = geometry.close_pairs(trial, thresholds)
         if not clashes:
-            return trial, _accept(positions, plan, draw, angle, trial, scheduled=True)
+            return trial, _accept(positions, plan, draw, angle, scheduled=True)
         i, j, distance, threshold = clashes[0]
         rejections.append(Rejection(plan.atom1, plan.atom2, plan.bond_type, STRETCH, draw.new_length, (i, j),
                                     distance, threshold))
@@ -799,7 +799,7 @@ def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, rang
     deferred: list[str] = []
     for bond_type in scheduled_types:
         positions, accepted = _scheduled_stretch(positions, bond_type, plans, ranges, thresholds, parameters, rng,
-                                                 modifications, set(), rejections)
+                                                 modifications, rejections)
         if accepted is None:
             deferred.append(bond_type)
         else:
@@ -824,7 +824,7 @@ def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, rang
             rejections.append(Rejection(plan.atom1, plan.atom2, plan.bond_type, draw.segment, draw.new_length,
                                         (i, j), distance, threshold))
             continue
-        modifications.append(_accept(positions, plan, draw, angle, trial))
+        modifications.append(_accept(positions, plan, draw, angle))
         positions = trial
     return positions, StructureRecord(structure, frame, tuple(modifications), tuple(rejections)), deferred
 
