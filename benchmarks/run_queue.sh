@@ -9,16 +9,25 @@
 # To pause it (for the test suite, say) stop the whole process group: the pool's workers start
 # mace_run_train as child processes, which outlive a killed pool and keep both cores busy.
 #   kill -- -$(ps -o pgid= -p $(pgrep -f run_queue.sh) | tr -d ' ')
+# (kill -STOP / -CONT with the same process group pauses and resumes it without losing a step.)
+#
+# Runs that last several sessions should not pick up code edited meanwhile (a prespecified run is
+# one version of the method). Pin the code in a worktree and point the outputs back here:
+#   git worktree add --detach ../queue HEAD
+#   PY=$PWD/.venv/bin/python PYTHONPATH=$(realpath ../queue) RUNS=$PWD/runs \
+#     RESULTS=$PWD/benchmarks/results setsid nohup ../queue/benchmarks/run_queue.sh > runs/queue.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
+RUNS=${RUNS:-runs}
+RESULTS=${RESULTS:-benchmarks/results}
 SEEDS="10 11 12 13 14 15 16 17 18 19"
 
 # 1. Issue 28, items 4-5: the prespecified run (benchmarks/results/stability/prespecified/PLAN.md).
 $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS \
     --molecules paracetamol novec7000 chlorophenylacetic-acid dimethylaminopropionitrile \
-    --out runs/stability_prespecified --results benchmarks/results/stability/prespecified --workers 2
+    --out $RUNS/stability_prespecified --results $RESULTS/stability/prespecified --workers 2
 
 # 2. Issue 28, item 6, candidate 1: the peptide with the same design (coverage by design, 10 models).
 $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS --molecules ac-ala-nhme \
-    --out runs/stability_peptide_coverage --results benchmarks/results/stability/peptide_coverage --workers 2
+    --out $RUNS/stability_peptide_coverage --results $RESULTS/stability/peptide_coverage --workers 2
