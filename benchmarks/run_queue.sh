@@ -31,3 +31,10 @@ $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS \
 # 2. Issue 28, item 6, candidate 1: the peptide with the same design (coverage by design, 10 models).
 $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS --molecules ac-ala-nhme \
     --out $RUNS/stability_peptide_coverage --results $RESULTS/stability/peptide_coverage --workers 2
+
+# 3. Issue 24: Table 1 at CPU scale, every stage but the viscosity (~19 h; benchmarks/liquid/table1_cpu.py --plan).
+$PY benchmarks/liquid/table1_cpu.py --stages hmr smallbox dataset sizing model cost without fit with fig5 summary \
+    --out $RUNS/table1_cpu --results $RESULTS/liquid/table1_cpu
+
+# 4. Issue 24, item 6: the EMC viscosity row (~12 h at 180 atoms), last because it is the longest.
+$PY benchmarks/liquid/table1_cpu.py --stages viscosity summary --out $RUNS/table1_cpu --results $RESULTS/liquid/table1_cpu

@@ -21,6 +21,9 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cso-cutoff", type=float, default=1.2, help="CSO cutoff, nm (box must be twice that)")
     parser.add_argument("--cso-switch", type=float, default=None,
                         help="switch the CSO off smoothly from this distance (nm) to the cutoff")
+    parser.add_argument("--gaff-cutoff", type=float, default=1.0,
+                        help="GAFF nonbonded cutoff, nm, of a GAFF base (PME and the LJ long-range correction "
+                             "beyond; a small box needs a shorter one, e.g. 0.45 of its edge)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
     parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
                         default="float32", help="MACE precision (single = float32, double = float64)")
@@ -112,7 +115,8 @@ def liquid_setup_from_args(args, spec, correction):
 
     values = {} if correction is None else {"alpha": correction.alpha, "a1": correction.a1, "s6": correction.s6}
     return build_liquid_setup(spec, model_path=args.model, cso_cutoff_nm=args.cso_cutoff,
-                              cso_switch_nm=args.cso_switch, charge_method=args.charge_method, dtype=args.dtype,
+                              cso_switch_nm=args.cso_switch, gaff_cutoff_nm=args.gaff_cutoff,
+                              charge_method=args.charge_method, dtype=args.dtype,
                               **values)
 
 
