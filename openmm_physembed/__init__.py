@@ -25,11 +25,11 @@ _EXPORTS = {
     "BondSamplingParameters": "openmm_physembed.sampling.bond_sampling",
     "run_augmentation": "openmm_physembed.sampling.augment",
     # labelling / training
-    "label_structures": "openmm_physembed.labelling.dataset",
+    "label_structures": "openmm_physembed.labelling.labeller",
     "make_liquid_dataset": "openmm_physembed.labelling.liquid_dataset",
     "make_combined_liquid_dataset": "openmm_physembed.labelling.combined_dataset",
     "LiquidDatasetPart": "openmm_physembed.labelling.combined_dataset",
-    "compute_e0s": "openmm_physembed.labelling.xtb",
+    "compute_e0s": "openmm_physembed.labelling.labeller",
     "train_mace": "openmm_physembed.training.mace_train",
     # potentials
     "add_mace_force": "openmm_physembed.potentials.mace_force",

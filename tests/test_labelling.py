@@ -10,13 +10,10 @@ from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import LabellingError
 from openmm_physembed.executors import SerialExecutor, make_executor
 from openmm_physembed.io import read_extxyz
-from openmm_physembed.labelling import dataset
-from openmm_physembed.labelling.dataset import label_structures, read_e0s
-from openmm_physembed.labelling.xtb import (
-    compute_e0s,
-    ground_state_unpaired_electrons,
-    xtb_single_point,
-)
+from openmm_physembed.labelling import labeller
+from openmm_physembed.labelling.gfn2 import ground_state_unpaired_electrons
+from openmm_physembed.labelling.labeller import compute_e0s, label_structures, read_e0s
+from openmm_physembed.labelling.xtb_python_backend import xtb_single_point
 from openmm_physembed.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 
 
@@ -173,7 +170,7 @@ def test_nothing_converged_raises_without_writing_output(tmp_path):
 def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
     frames = rattled(Molecule.from_name("ec").to_ase(), 8)
     out = tmp_path / "ec.extxyz"
-    real = dataset.single_point_with_retries
+    real = labeller.single_point_with_retries
     calls = []
 
     def interrupted_after_three(*args, **kwargs):
@@ -182,13 +179,13 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dataset, "single_point_with_retries", interrupted_after_three)
+    monkeypatch.setattr(labeller, "single_point_with_retries", interrupted_after_three)
     with pytest.raises(KeyboardInterrupt):
         label_structures(frames, out, executor=SerialExecutor(), chunk_size=1, progress=False)
     assert not out.exists()  # never half a file
 
     calls.clear()
-    monkeypatch.setattr(dataset, "single_point_with_retries",
+    monkeypatch.setattr(labeller, "single_point_with_retries",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     result = label_structures(frames, out, executor=SerialExecutor(), chunk_size=1, progress=False)
     assert len(calls) == 5 and result.n_computed == 5 and result.n_labelled == 8

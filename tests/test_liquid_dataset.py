@@ -354,7 +354,7 @@ def test_two_parts_combine_into_one_dataset(combined):
 
 
 def test_combined_e0s_are_every_parts_own(combined):
-    from openmm_physembed.labelling.dataset import read_e0s
+    from openmm_physembed.labelling.labeller import read_e0s
 
     out, dataset = combined
     water, methanol = (read_e0s(part.out_dir / "train.e0s.json") for part in dataset.parts.values())

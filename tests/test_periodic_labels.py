@@ -19,10 +19,9 @@ from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import LabellingError
 from openmm_physembed.executors import SerialExecutor, make_executor
 from openmm_physembed.io import read_extxyz, write_extxyz
-from openmm_physembed.labelling import dataset
-from openmm_physembed.labelling.dataset import label_structures, read_e0s
+from openmm_physembed.labelling import labeller
+from openmm_physembed.labelling.labeller import compute_e0s, label_structures, read_e0s
 from openmm_physembed.labelling.tblite_backend import tblite_single_point
-from openmm_physembed.labelling.xtb import compute_e0s
 from openmm_physembed.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 
 VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
@@ -237,7 +236,7 @@ def test_periodic_scf_failure_is_retried_then_skipped_and_recorded(tmp_path):
 def test_interrupted_periodic_run_resumes_without_recomputing(tmp_path, monkeypatch):
     frames = [in_box(molecule("CH4"), 20.0, seed=seed) for seed in range(4)]
     out = tmp_path / "m.extxyz"
-    real = dataset.single_point_with_retries
+    real = labeller.single_point_with_retries
     calls = []
 
     def interrupted_after_two(*args, **kwargs):
@@ -246,13 +245,13 @@ def test_interrupted_periodic_run_resumes_without_recomputing(tmp_path, monkeypa
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dataset, "single_point_with_retries", interrupted_after_two)
+    monkeypatch.setattr(labeller, "single_point_with_retries", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
         label_structures(frames, out, periodic=True, executor=SerialExecutor(), chunk_size=1, progress=False)
     assert not out.exists()  # never half a file
 
     calls.clear()
-    monkeypatch.setattr(dataset, "single_point_with_retries", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(labeller, "single_point_with_retries", lambda *a, **k: calls.append(1) or real(*a, **k))
     result = label_structures(frames, out, periodic=True, executor=SerialExecutor(), chunk_size=1, progress=False)
     assert len(calls) == 2 and result.n_computed == 2 and result.n_labelled == 4
     for frame, label in zip(frames, result.atoms()):

@@ -15,7 +15,7 @@ from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import TrainingError
 from openmm_physembed.executors import SerialExecutor
 from openmm_physembed.io import read_extxyz
-from openmm_physembed.labelling.dataset import label_structures, read_e0s
+from openmm_physembed.labelling.labeller import label_structures, read_e0s
 from openmm_physembed.training import mace_train
 from openmm_physembed.training.commands import parse_overrides
 from openmm_physembed.training.mace_train import (

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from .dataset import label_structures
+    from .labeller import label_structures
 
     with executor_from_args(args, gpu=False) as executor:  # xTB: CPU only
         result = label_structures(

@@ -63,7 +63,7 @@ def make_liquid_dataset(box, out_dir: str | Path, protocol: LiquidFramesProtocol
                         electronic_temperature_K: float = 300.0) -> LiquidDataset:
     """Frames of ``box`` (a packed :class:`~openmm_physembed.chem.box.LiquidBox`) labelled with
     periodic GFN2-xTB; see the module docstring for what is written where."""
-    from .dataset import label_structures
+    from .labeller import label_structures
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
-"""Periodic GFN2-xTB single points through tblite: energy, forces and stress.
+"""The tblite backend of the labeller: periodic GFN2-xTB single points with energy, forces and stress.
 
 xtb-python has no periodic boundaries; tblite (the maintained GFN2-xTB library, PyPI
 ``tblite``) does, with 3D Ewald sums for the electrostatics and a strain derivative of the
-energy. :func:`~.xtb.single_point_with_retries` calls this module when
-``XTBSettings.backend == "tblite"``; units are converted in :mod:`.xtb` only.
+energy. The way in is :mod:`.labeller`, which picks this backend for ``XTBSettings.backend ==
+"tblite"`` through its backend table; this module imports only the core, :mod:`.gfn2`, where the
+units are converted.
 
 tblite's result ``"virial"`` is the strain derivative ``dE/d(strain)`` in hartree (not the
 mechanical virial ``-dE/d(strain)``; tblite's own ASE calculator divides it by the volume to get
@@ -25,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import LabellingError
-from .xtb import (
+from .gfn2 import (
     BOLTZMANN_HARTREE_PER_K,
     DEFAULT_MAX_ITERATIONS,
     METHOD,

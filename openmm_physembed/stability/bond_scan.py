@@ -71,7 +71,7 @@ def scan_bond(numbers, positions_angstrom, bonds, i: int, j: int, lengths_angstr
             energies.append(atoms.get_potential_energy())
         curves[name] = np.array(energies) - energies[0]
     if xtb:
-        from ..labelling.xtb import xtb_single_point
+        from ..labelling.xtb_python_backend import xtb_single_point
 
         energies = []
         for x in frames:

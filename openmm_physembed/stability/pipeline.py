@@ -50,7 +50,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
                   executor: Executor | None = None, progress: bool = True, md_platform: str | None = None,
                   log=print) -> StabilityResult:
     """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths."""
-    from ..labelling.dataset import label_structures
+    from ..labelling.labeller import label_structures
     from ..sampling.angle_sampling import AngleSamplingParameters
     from ..sampling.augment import run_augmentation
     from ..sampling.bond_sampling import BondSamplingParameters

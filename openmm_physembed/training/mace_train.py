@@ -98,7 +98,7 @@ def train_mace(
     ----------
     train_file, valid_file
         Extended XYZ with ``REF_energy`` (eV) and ``REF_forces`` (eV/Angstrom), as written by
-        :func:`~openmm_physembed.labelling.dataset.label_structures`.
+        :func:`~openmm_physembed.labelling.labeller.label_structures`.
     out_dir
         One ``seed_<k>`` run directory per seed is made here.
     preset
@@ -364,7 +364,7 @@ def _row(table: Mapping[str, Mapping[str, float]], prefix: str) -> Mapping[str, 
 # -- helpers ----------------------------------------------------------------------------------
 
 def _e0s_argument(e0s, train_file: Path, data_files: list[Path], energy_key: str) -> str:
-    from ..labelling.dataset import read_e0s
+    from ..labelling.labeller import read_e0s
 
     if e0s is None:
         candidate = train_file.with_suffix("").with_name(train_file.stem + ".e0s.json")

@@ -1,7 +1,11 @@
-"""Label a set of structures with GFN2-xTB: resumable, parallel, never half-written.
+"""The labeller, the way in to GFN2-xTB labels: resumable, parallel, never half-written.
 
-Molecules are labelled with xtb-python; periodic structures (``periodic=True``, every frame
-with a cell and pbc ``T T T``) with tblite, which adds the stress (:mod:`.tblite_backend`).
+:func:`label_structures` labels a set of structures and :func:`compute_e0s` gives the
+isolated-atom energies; nothing else in the package calls a backend directly. This module owns
+:data:`BACKENDS`, the table from backend name to single-point function: molecules go to
+xtb-python (:mod:`.xtb_python_backend`), periodic structures (``periodic=True``, every frame with
+a cell and pbc ``T T T``) to tblite, which adds the stress (:mod:`.tblite_backend`). Both backends
+import only the shared core, :mod:`.gfn2` (settings, results, spin, units).
 
 Files written for ``out_path = DIR/NAME.extxyz``:
 
@@ -35,24 +39,26 @@ import os
 from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import LabellingError
 from ..io import atomic_path, read_extxyz, read_json, write_extxyz, write_json
-from .xtb import (
+from . import tblite_backend, xtb_python_backend
+from .gfn2 import (
     DEFAULT_BACKEND,
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_RETRY_TEMPERATURES_K,
     METHOD,
     SCFNotConverged,
+    SinglePoint,
     XTBSettings,
     check_elements,
     check_spin,
-    compute_e0s,
+    ground_state_unpaired_electrons,
     limit_threads_in_worker,
-    single_point_with_retries,
+    retry_at_higher_temperatures,
 )
 
 ENERGY_KEY = "REF_energy"
@@ -60,6 +66,15 @@ FORCES_KEY = "REF_forces"
 STRESS_KEY = "REF_stress"
 CACHE_VERSION = 1
 PERIODIC_BACKEND = "tblite"
+
+# Backend name (XTBSettings.backend) -> f(numbers, positions_angstrom, charge, uhf,
+# electronic_temperature_K, accuracy, max_iterations, cell_angstrom) returning
+# (energy_ev, forces_ev_per_angstrom, stress_ev_per_angstrom3 or None). A new backend is one module
+# importing .gfn2 and one line here.
+BACKENDS = {
+    DEFAULT_BACKEND: xtb_python_backend.single_point,
+    PERIODIC_BACKEND: tblite_backend.tblite_single_point,
+}
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,93 @@ def read_e0s(path: str | Path) -> dict[int, float]:
     return {int(z): float(e) for z, e in table.items()}
 
 
+# -- backends, retries and E0s ---------------------------------------------------------------
+
+def backend_single_point(backend: str):
+    """The single-point function of a backend name (:data:`BACKENDS`).
+
+    Raises
+    ------
+    LabellingError
+        for a name not in the table.
+    """
+    try:
+        return BACKENDS[backend]
+    except KeyError:
+        raise LabellingError(f"unknown xTB backend {backend!r}; choose one of {', '.join(BACKENDS)}") from None
+
+
+def single_point_with_retries(
+    numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int, settings: XTBSettings,
+    cell_angstrom: np.ndarray | None = None,
+) -> SinglePoint:
+    """One structure's label with the settings' backend (:func:`~.gfn2.retry_at_higher_temperatures`).
+
+    ``cell_angstrom`` (rows are lattice vectors) makes the structure periodic in all three
+    directions (tblite backend only) and adds the stress to the result.
+    """
+    return retry_at_higher_temperatures(backend_single_point(settings.backend), numbers, positions_angstrom,
+                                        charge, uhf, settings, cell_angstrom)
+
+
+def isolated_atom_energy_ev(atomic_number: int, settings: XTBSettings = XTBSettings()) -> SinglePoint:
+    """Energy of one free atom in its ground-state spin (:func:`~.gfn2.ground_state_unpaired_electrons`).
+
+    Always without periodic boundaries, with the settings' backend: the E0s of periodic labels
+    come from tblite at the same electronic temperature.
+    """
+    z = int(atomic_number)
+    check_elements([z], f"isolated atom Z={z}")
+    return retry_at_higher_temperatures(backend_single_point(settings.backend), [z], np.zeros((1, 3)), 0,
+                                        ground_state_unpaired_electrons(z), settings)
+
+
+def compute_e0s(
+    elements: Iterable[int | str],
+    electronic_temperature_K: float = 300.0,
+    accuracy: float = 1.0,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    retry_temperatures_K: Sequence[float] = DEFAULT_RETRY_TEMPERATURES_K,
+    settings: XTBSettings | None = None,
+    backend: str = DEFAULT_BACKEND,
+) -> dict[int, float]:
+    """Isolated-atom GFN2-xTB energies (eV) keyed by atomic number, for mace-torch's ``--E0s``.
+
+    Parameters
+    ----------
+    elements
+        Atomic numbers or symbols.
+    backend
+        ``"xtb-python"`` or ``"tblite"`` (what periodic labels use).
+    settings
+        Overrides the individual keyword arguments (used by :func:`label_structures` so the
+        E0s are computed exactly like the labels).
+    """
+    settings = settings or XTBSettings(electronic_temperature_K, accuracy, max_iterations,
+                                       tuple(retry_temperatures_K), backend=backend)
+    backend_single_point(settings.backend)  # an unknown name fails before any atom is computed
+    numbers = sorted({_atomic_number(e) for e in elements})
+    e0s: dict[int, float] = {}
+    for z in numbers:
+        try:
+            e0s[z] = isolated_atom_energy_ev(z, settings).energy_ev
+        except SCFNotConverged as exc:
+            raise LabellingError(f"isolated-atom energy of Z={z} did not converge ({exc}); "
+                                 "raise the electronic temperature or the retry temperatures") from None
+    return e0s
+
+
+def _atomic_number(element: int | str) -> int:
+    if isinstance(element, (int, np.integer)):
+        return int(element)
+    from ase.data import atomic_numbers
+
+    try:
+        return atomic_numbers[str(element)]
+    except KeyError:
+        raise LabellingError(f"unknown element {element!r}") from None
+
+
 # -- work items -------------------------------------------------------------------------------
 
 def _read_structures(structures) -> list:
@@ -232,9 +334,7 @@ def _make_item(index: int, atoms, charge, multiplicity, settings: XTBSettings) -
     what = f"structure {index} ({atoms.get_chemical_formula()})"
     cell = None
     if settings.backend == PERIODIC_BACKEND:
-        from .tblite_backend import periodic_cell
-
-        cell = periodic_cell(atoms, what)
+        cell = tblite_backend.periodic_cell(atoms, what)
     elif np.any(atoms.pbc):
         raise LabellingError(f"{what} is periodic; xtb-python's {METHOD} handles molecules only "
                              "(label periodic structures with --periodic / periodic=True, or molecules with "
@@ -376,8 +476,6 @@ def _labelled_atoms(atoms, item: _Item, record: dict, settings: XTBSettings):
 
 def _isolated_atoms(e0s: dict[int, float], settings: XTBSettings) -> list:
     import ase
-
-    from .xtb import ground_state_unpaired_electrons
 
     configs = []
     for z, energy in e0s.items():

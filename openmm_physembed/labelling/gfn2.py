@@ -1,9 +1,9 @@
-"""GFN2-xTB single points: settings, spin, retries, E0s and the one bohr/hartree conversion.
+"""The GFN2-xTB core shared by the labeller and its backends: settings, results, spin, units.
 
-Two backends compute the same method: xtb-python (molecules, the default) and tblite
-(:mod:`.tblite_backend`, periodic cells with a stress). :attr:`XTBSettings.backend` picks one;
-everything else here (retries, spin table, E0s) is shared, so a periodic run's E0s come from
-the same library, method and electronic temperature as its labels.
+The way in is :mod:`.labeller` (:func:`~.labeller.label_structures`,
+:func:`~.labeller.compute_e0s`); it owns the table of backends. Each backend (:mod:`.xtb_python_backend`
+for molecules, :mod:`.tblite_backend` for periodic cells with a stress) imports only this module, so
+the labelling modules import one way: core <- backends <- labeller.
 
 Positions (and cells) go in as Angstrom and are converted to bohr by :func:`to_bohr`; energies
 (hartree), gradients (hartree/bohr) and strain derivatives (hartree) come back through
@@ -16,9 +16,10 @@ see :func:`ground_state_unpaired_electrons`). GFN2-xTB is not spin polarised, so
 this is 2-4 mEh above the lowest-energy occupation xtb would find with ``uhf`` 0/1; the choice
 only shifts each element's baseline by a constant, and the same table is used everywhere.
 
-SCF non-convergence raises :class:`SCFNotConverged`; :func:`single_point_with_retries` retries
-at higher electronic temperatures (Fermi smearing makes near-degenerate, stretched geometries
-converge) and records which temperature produced the label.
+A backend raises :class:`SCFNotConverged` (through :func:`calculation_failure`) when the SCF
+does not converge; the labeller then retries at the higher electronic temperatures of
+:attr:`XTBSettings.retry_temperatures_K` (Fermi smearing makes near-degenerate, stretched
+geometries converge) and records which temperature produced the label in a :class:`SinglePoint`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from ..units import (
 )
 
 METHOD = "GFN2-xTB"
+# The backend of molecules, left out of the settings record (see XTBSettings.record); the labeller
+# maps each backend name to its module.
 DEFAULT_BACKEND = "xtb-python"
-BACKENDS = (DEFAULT_BACKEND, "tblite")
 MAX_ATOMIC_NUMBER = 86  # GFN2-xTB is parametrised for H-Rn
 DEFAULT_MAX_ITERATIONS = 250  # xtb's own default
 DEFAULT_RETRY_TEMPERATURES_K = (1000.0, 3000.0)
@@ -68,11 +70,9 @@ class XTBSettings:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
     retry_temperatures_K: tuple[float, ...] = DEFAULT_RETRY_TEMPERATURES_K
     method: str = METHOD
-    backend: str = DEFAULT_BACKEND  # "tblite" for periodic structures (and their E0s)
+    backend: str = DEFAULT_BACKEND  # a name in labeller.BACKENDS: "tblite" for periodic structures (and E0s)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise LabellingError(f"unknown xTB backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.electronic_temperature_K <= 0:
             raise LabellingError(f"electronic temperature must be positive, got {self.electronic_temperature_K} K")
         if not 1e-4 <= self.accuracy <= 1e3:
@@ -198,80 +198,18 @@ def calculation_failure(exc: Exception, library: str, electronic_temperature_K: 
     return LabellingError(f"{library} failed: {message}")
 
 
-def xtb_single_point(
-    numbers: Sequence[int],
-    positions_angstrom: np.ndarray,
-    charge: int = 0,
-    uhf: int = 0,
-    electronic_temperature_K: float = 300.0,
-    accuracy: float = 1.0,
-    max_iterations: int = DEFAULT_MAX_ITERATIONS,
-) -> tuple[float, np.ndarray]:
-    """One GFN2-xTB single point of a molecule (no periodic boundaries).
-
-    Returns
-    -------
-    energy_ev, forces_ev_per_angstrom
-        ``E = E_h * HARTREE_IN_EV`` and ``F = -dE/dx * HARTREE_IN_EV / BOHR_IN_ANGSTROM``.
-
-    Raises
-    ------
-    SCFNotConverged
-        when the SCC iterations stop without convergence.
-    LabellingError
-        for any other xtb failure (message from xtb included).
-    """
-    from xtb.interface import Calculator, Param, XTBException
-    from xtb.libxtb import VERBOSITY_MUTED
-
-    numbers = np.ascontiguousarray(numbers, dtype=np.int32)
-    positions_bohr = to_bohr(positions_angstrom)
-    try:
-        calc = Calculator(Param.GFN2xTB, numbers, positions_bohr, charge=float(charge), uhf=int(uhf))
-        calc.set_verbosity(VERBOSITY_MUTED)
-        calc.set_electronic_temperature(float(electronic_temperature_K))
-        calc.set_accuracy(float(accuracy))
-        calc.set_max_iterations(int(max_iterations))
-        result = calc.singlepoint()
-        energy_hartree = result.get_energy()
-        gradient = result.get_gradient()
-    except XTBException as exc:
-        raise calculation_failure(exc, "xtb", electronic_temperature_K, scf_marker="converge") from None
-    energy, forces, _ = to_extxyz_units(energy_hartree, gradient)
-    return energy, forces
-
-
-def _xtb_python_point(numbers, positions_angstrom, charge, uhf, electronic_temperature_K, accuracy,
-                      max_iterations, cell_angstrom=None):
-    if cell_angstrom is not None:
-        raise LabellingError(f"xtb-python's {METHOD} has no periodic boundaries; use the tblite backend")
-    return (*xtb_single_point(numbers, positions_angstrom, charge, uhf, electronic_temperature_K, accuracy,
-                              max_iterations), None)
-
-
-def _backend_single_point(backend: str):
-    """``f(numbers, positions, charge, uhf, T, accuracy, max_iterations, cell) -> (E, F, stress|None)``."""
-    if backend == "tblite":
-        from .tblite_backend import tblite_single_point
-
-        return tblite_single_point
-    return _xtb_python_point
-
-
-def single_point_with_retries(
-    numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int, settings: XTBSettings,
-    cell_angstrom: np.ndarray | None = None,
+def retry_at_higher_temperatures(
+    compute, numbers: Sequence[int], positions_angstrom: np.ndarray, charge: int, uhf: int,
+    settings: XTBSettings, cell_angstrom: np.ndarray | None = None,
 ) -> SinglePoint:
-    """One single point with the settings' backend, at the settings' temperature, then at each retry
-    temperature.
+    """``compute`` (a backend's single point) at the settings' temperature, then at each retry temperature.
 
-    ``cell_angstrom`` (rows are lattice vectors) makes the structure periodic in all three
-    directions (tblite backend only) and adds the stress to the result.
+    ``compute(numbers, positions_angstrom, charge, uhf, electronic_temperature_K, accuracy,
+    max_iterations, cell_angstrom)`` returns ``(energy_ev, forces_ev_per_angstrom, stress or None)``.
 
     Raises the last :class:`SCFNotConverged` (its message lists every attempt) when none
     converges; other xTB errors are not retried.
     """
-    compute = _backend_single_point(settings.backend)
     failures: list[str] = []
     for attempt, temperature in enumerate(settings.temperatures_K, start=1):
         try:
@@ -282,51 +220,6 @@ def single_point_with_retries(
             continue
         return SinglePoint(energy, forces, temperature, attempt, tuple(failures), stress)
     raise SCFNotConverged("; ".join(failures))
-
-
-def isolated_atom_energy_ev(atomic_number: int, settings: XTBSettings = XTBSettings()) -> SinglePoint:
-    """Energy of one free atom in its ground-state spin (see module docstring).
-
-    Always without periodic boundaries, with the settings' backend: the E0s of periodic labels
-    come from tblite at the same electronic temperature.
-    """
-    z = int(atomic_number)
-    check_elements([z], f"isolated atom Z={z}")
-    return single_point_with_retries([z], np.zeros((1, 3)), 0, ground_state_unpaired_electrons(z), settings)
-
-
-def compute_e0s(
-    elements: Iterable[int | str],
-    electronic_temperature_K: float = 300.0,
-    accuracy: float = 1.0,
-    max_iterations: int = DEFAULT_MAX_ITERATIONS,
-    retry_temperatures_K: Sequence[float] = DEFAULT_RETRY_TEMPERATURES_K,
-    settings: XTBSettings | None = None,
-    backend: str = DEFAULT_BACKEND,
-) -> dict[int, float]:
-    """Isolated-atom GFN2-xTB energies (eV) keyed by atomic number, for mace-torch's ``--E0s``.
-
-    Parameters
-    ----------
-    elements
-        Atomic numbers or symbols.
-    backend
-        ``"xtb-python"`` or ``"tblite"`` (what periodic labels use).
-    settings
-        Overrides the individual keyword arguments (used by :func:`label_structures` so the
-        E0s are computed exactly like the labels).
-    """
-    settings = settings or XTBSettings(electronic_temperature_K, accuracy, max_iterations,
-                                       tuple(retry_temperatures_K), backend=backend)
-    numbers = sorted({_atomic_number(e) for e in elements})
-    e0s: dict[int, float] = {}
-    for z in numbers:
-        try:
-            e0s[z] = isolated_atom_energy_ev(z, settings).energy_ev
-        except SCFNotConverged as exc:
-            raise LabellingError(f"isolated-atom energy of Z={z} did not converge ({exc}); "
-                                 "raise the electronic temperature or the retry temperatures") from None
-    return e0s
 
 
 def limit_threads_in_worker(threads: int = 1) -> None:
@@ -340,24 +233,3 @@ def limit_threads_in_worker(threads: int = 1) -> None:
     if multiprocessing.parent_process() is not None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         os.environ.setdefault("OMP_STACKSIZE", "1G")  # xtb's recommendation for large molecules
-
-
-def _atomic_number(element: int | str) -> int:
-    if isinstance(element, (int, np.integer)):
-        return int(element)
-    from ase.data import atomic_numbers
-
-    try:
-        return atomic_numbers[str(element)]
-    except KeyError:
-        raise LabellingError(f"unknown element {element!r}") from None
-
-
-def __getattr__(name: str):
-    # The package front once pointed here; keep `from .xtb import label_structures` working
-    # without a circular import (the workflow module imports this adapter).
-    if name in ("label_structures", "LabellingResult"):
-        from . import dataset
-
-        return getattr(dataset, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
