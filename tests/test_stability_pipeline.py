@@ -58,10 +58,11 @@ def test_pipeline_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     assert report["comparison"]["model_level"]["n_models"] == [len(TINY.seeds), len(TINY.seeds)]
     assert report["augmentation_coverage"]["unstretched_bond_types"] == []  # cover_every_type is on
     assert len(report["collapses"]) == sum(not r["stable"] for r in report["trajectories"])
-    for method, summary in report["summary"].items():
+    for arm, summary in report["summary"].items():
         exposure = sum(TINY.test_ps if r["stable"] else r["collapse_time_ps"]
-                       for r in report["trajectories"] if r["method"] == method)
-        assert summary["exposure_ps"] == pytest.approx(exposure)
+                       for r in report["trajectories"] if r["arm"] == arm)
+        assert summary["exposure_ps"] == pytest.approx(exposure) and summary["arm"] == arm
+    assert all(e["arm"] in ("baseline", "augmented") for e in report["collapses"])
 
 
 def test_md_progress_counts_collapsed_starts_as_covered(tmp_path):
