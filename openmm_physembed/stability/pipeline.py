@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,17 @@ class StabilityResult:
 def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityProtocol = StabilityProtocol(),
                   executor: Executor | None = None, progress: bool = True, md_platform: str | None = None,
                   log=print) -> StabilityResult:
-    """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths."""
+    """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths.
+
+    ``protocol`` defaults to the published one (GPU-sized); ``get_protocol("quick")`` and
+    ``get_protocol("cpu")`` are the CPU-sized presets. The test MD runs on ``protocol.test_md.platform``;
+    ``md_platform`` is deprecated (set that field with :func:`dataclasses.replace`).
+    """
+    if md_platform is not None:
+        warnings.warn("run_stability(md_platform=...) is deprecated; set the protocol's test_md.platform: "
+                      "replace(protocol, test_md=replace(protocol.test_md, platform=...))", DeprecationWarning,
+                      stacklevel=2)
+        protocol = replace(protocol, test_md=replace(protocol.test_md, platform=md_platform))
     from ..labelling.dataset import label_structures
     from ..sampling.angle_sampling import AngleSamplingParameters
     from ..sampling.augment import run_augmentation
@@ -119,7 +129,8 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     wall["training_s"] = time.perf_counter() - t0
     for arm in ARMS:
         rmse = ", ".join(f"{m.valid_forces_rmse_mev_per_angstrom:.0f}" for m in models[arm])
-        log(f"[4/5] {arm}: {len(models[arm])} models, validation force RMSE {rmse} meV/A")
+        log(f"[4/5] {arm}: {len(models[arm])} models (MACE preset {protocol.training_preset!r}), "
+            f"validation force RMSE {rmse} meV/A")
 
     # 5. Batched high-temperature MD from the same random GAFF structures for every model.
     t0 = time.perf_counter()
@@ -131,7 +142,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     start_frames = np.sort(rng.choice(len(trajectory), size=protocol.n_starts, replace=False))
     starts = trajectory[start_frames].astype(float)
     def md_settings(training_seed: int) -> ReplicaMDSettings:
-        dynamics = protocol.test_md.with_changes(seed=protocol.seed + 100 * training_seed, platform=md_platform)
+        dynamics = replace(protocol.test_md, seed=protocol.seed + 100 * training_seed)
         return ReplicaMDSettings(dynamics, n_steps=protocol.test_steps, check_interval=protocol.check_interval,
                                  dtype=protocol.md_dtype, bond_tolerance_nm=protocol.bond_tolerance_nm,
                                  overlap_distance_nm=protocol.overlap_distance_nm)
