@@ -22,7 +22,7 @@ _EXPORTS = {
     "run_liquid_npt": "openmm_physembed.sampling.reference_md",
     "GasPhaseMDProtocol": "openmm_physembed.sampling.reference_md",
     "augment_frames": "openmm_physembed.sampling.bond_sampling",
-    "BondSamplingParameters": "openmm_physembed.sampling.bond_sampling",
+    "BondSamplingParameters": "openmm_physembed.sampling.bond_parameters",
     "run_augmentation": "openmm_physembed.sampling.augment",
     # labelling / training
     "label_structures": "openmm_physembed.labelling.labeller",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
+def add_executor_options(parser: argparse.ArgumentParser, workers_help: str | None = None) -> None:
+    """``--workers``, ``--dask-scheduler``, ``--serial``; ``workers_help`` for a command whose default differs."""
     group = parser.add_argument_group("where independent jobs run")
     group.add_argument("--workers", type=int, default=None,
-                       help="local worker processes (default: one per GPU, each on its own GPU; without a GPU "
-                            "half the CPU cores, so that each OpenMM CPU worker has two)")
+                       help=workers_help or "local worker processes (default: one per GPU, each on its own GPU; "
+                                            "without a GPU half the CPU cores, so that each OpenMM CPU worker has two)")
     group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                        help="run jobs on a Dask cluster, e.g. tcp://host:8786")
     group.add_argument("--serial", action="store_true", help="run jobs one by one in this process")
@@ -20,6 +21,18 @@ def executor_from_args(args: argparse.Namespace, gpu: bool | None = None):
     from .executors import make_executor
 
     return make_executor(dask_scheduler=args.dask_scheduler, max_workers=args.workers, serial=args.serial, gpu=gpu)
+
+
+def given_options(args: argparse.Namespace, *dests: str, **fields: str) -> dict:
+    """The options the user gave, as overrides: ``{dest: value}`` for ``dests`` and ``{field: args.<dest>}``
+    for ``fields``, leaving out every option that is None (not given, so the preset's value stands).
+
+    >>> given_options(argparse.Namespace(n_starts=4, test_ps=None, temperature=600.0), "n_starts", "test_ps",
+    ...               temperature_K="temperature")
+    {'n_starts': 4, 'temperature_K': 600.0}
+    """
+    wanted = {**{dest: dest for dest in dests}, **fields}
+    return {name: getattr(args, dest) for name, dest in wanted.items() if getattr(args, dest) is not None}
 
 
 def add_molecule_argument(parser: argparse.ArgumentParser, name: str = "molecule") -> None:

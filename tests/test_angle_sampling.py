@@ -17,18 +17,14 @@ from openmm_physembed.sampling.angle_sampling import (
     AngleSamplingParameters,
     angle_degrees,
     angle_ranges,
-    force_field_angle_constants,
+    gaff_angle_constants,
     plan_angles,
     set_angle,
 )
 from openmm_physembed.sampling.bond_sampling import augment_frames, terminal_atoms
+from openmm_physembed.sampling.geometry import angle_values_deg, bond_angles, bond_lengths
 from openmm_physembed.sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
 from openmm_physembed.simulation.dynamics import Dynamics
-from openmm_physembed.stability.explain import (
-    angle_values_deg,
-    bond_angles,
-    bond_lengths,
-)
 
 KCAL_RAD2_TO_OPENMM = 2 * 4.184  # E = k (theta-theta0)^2 in kcal/mol/rad^2 -> E = k/2 (...)^2 in kJ/mol/rad^2
 GAFF_DAT_ANGLE_K = {"hc-c3-hc": 39.4, "c-c3-hc": 46.9, "c3-c-o": 67.4, "ca-ca-ha": 48.2, "ca-ca-ca": 66.6}
@@ -41,7 +37,32 @@ def paracetamol(tmp_path_factory):
     params = parameterize(molecule, charge_method="gasteiger")
     frames = run_gas_phase_md(molecule, tmp_path_factory.mktemp("ref300"), GasPhaseMDProtocol(
         n_steps=20_000, frame_interval=100, n_frames=50, charge_method="gasteiger"), progress=False).positions_nm
-    return molecule, params, frames, force_field_angle_constants(params.create_system())
+    # The named step the sampler's callers use; its numbers are checked against gaff.dat below.
+    return molecule, params, frames, gaff_angle_constants(molecule, charge_method="gasteiger")
+
+
+def test_without_angle_constants_the_gaff_step_is_named_and_deprecated(paracetamol, monkeypatch):
+    import warnings
+
+    from openmm_physembed.sampling import bond_sampling
+
+    molecule, _, frames, constants = paracetamol
+    calls = []
+
+    def gaff_step(target, *args, **kwargs):
+        calls.append(target.name)
+        return constants
+
+    monkeypatch.setattr(bond_sampling, "gaff_angle_constants", gaff_step)
+    with pytest.warns(DeprecationWarning, match="angle_constants=gaff_angle_constants"):
+        implicit = augment_frames(molecule, frames, seed=5, angle_parameters=BENDS)
+    explicit = augment_frames(molecule, frames, seed=5, angle_parameters=BENDS, angle_constants=constants)
+    assert calls == ["paracetamol"]
+    np.testing.assert_array_equal(implicit.positions_nm, explicit.positions_nm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        augment_frames(molecule, frames, seed=5)  # bending off: nothing to parameterise
+    assert calls == ["paracetamol"]
 
 
 def _type(params, i, j, k):

@@ -19,8 +19,8 @@ from openmm_physembed.chem.gaff import BondParameter, read_bond_table
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import SamplingError
 from openmm_physembed.io import read_extxyz
+from openmm_physembed.sampling.bond_parameters import BondSamplingParameters
 from openmm_physembed.sampling.bond_sampling import (
-    BondSamplingParameters,
     apply_modification,
     augment_frames,
     bond_ranges,

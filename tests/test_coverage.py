@@ -15,10 +15,10 @@ import pytest
 from scipy import stats
 
 from openmm_physembed.chem.bond_typing import get_bond_typing
-from openmm_physembed.chem.gaff import parameterize
 from openmm_physembed.chem.molecule import Molecule
-from openmm_physembed.sampling.angle_sampling import AngleSamplingParameters, force_field_angle_constants
-from openmm_physembed.sampling.bond_sampling import BondSamplingParameters, augment_frames, selection_probabilities
+from openmm_physembed.sampling.angle_sampling import AngleSamplingParameters, gaff_angle_constants
+from openmm_physembed.sampling.bond_parameters import BondSamplingParameters
+from openmm_physembed.sampling.bond_sampling import augment_frames, selection_probabilities
 
 # Acids, amines, nitriles, halides, sulfur, rings; each given only as SMILES.
 VARIED = {
@@ -50,7 +50,7 @@ def _setup(name, smiles, source, n_frames=50):
     mol = copy.deepcopy(molecule.rdmol)
     ids = list(AllChem.EmbedMultipleConfs(mol, n_frames, randomSeed=7))
     frames = np.array([mol.GetConformer(i).GetPositions() for i in ids]) / 10.0
-    constants = force_field_angle_constants(parameterize(molecule, charge_method="gasteiger").create_system())
+    constants = gaff_angle_constants(molecule, charge_method="gasteiger")
     return molecule, frames, source.type_molecule(molecule), constants
 
 

@@ -177,8 +177,8 @@ def test_kaplan_meier_hand_worked_with_interior_censoring():
     assert none.time_ps[-1] == 3.0
 
 
-def _records(method, seed, times, collapsed, test_ps):
-    return [{"method": method, "seed": seed, "start": i, "stable": not c,
+def _records(arm, seed, times, collapsed, test_ps):
+    return [{"arm": arm, "seed": seed, "start": i, "stable": not c,
              "collapse_step": int(round(t * 1000)) if c else None} for i, (t, c) in enumerate(zip(times, collapsed))]
 
 
@@ -204,7 +204,7 @@ def test_explanation_names_the_bond_and_its_training_range():
     ranges = {"augmented": training_bond_ranges(training, bonds)}
     intact = np.array([[0, 0, 0], [0.14, 0, 0], [0.29, 0, 0]])  # bond 0-1 already 0.02 nm past its range
     broken = np.array([[0, 0, 0], [0.16, 0, 0], [0.31, 0, 0]])
-    record = {"method": "augmented", "seed": 0, "start": 3, "collapse_time_ps": 1.2, "cause": "bond",
+    record = {"arm": "augmented", "seed": 0, "start": 3, "collapse_time_ps": 1.2, "cause": "bond",
               "description": "bond", "atoms": (0, 1), "distance_nm": 0.16}
     e = explain_collapse(record, (intact, broken), bonds, r0, ["hc-c3", "c3-c3"], ["H", "C", "C"], ranges)
     assert e["bond"]["gaff_types"] == "hc-c3" and e["bond"]["training_range_A"]["augmented"] == pytest.approx([1.0, 1.2])
@@ -214,11 +214,8 @@ def test_explanation_names_the_bond_and_its_training_range():
 
 
 def test_explanation_names_an_angle_outside_its_training_range():
-    from openmm_physembed.stability.explain import (
-        angle_values_deg,
-        bond_angles,
-        training_angle_ranges,
-    )
+    from openmm_physembed.sampling.geometry import angle_values_deg, bond_angles
+    from openmm_physembed.stability.explain import training_angle_ranges
 
     bonds = np.array([[0, 1], [0, 2]])  # a water-like H-O-H
     angles = bond_angles(bonds)
@@ -238,3 +235,49 @@ def test_explanation_names_an_angle_outside_its_training_range():
                          ["O", "H", "H"], ranges, angle_ranges)
     assert e["angle_precursor"]["atoms"] == "H1-O0-H2"
     assert e["angle_precursor"]["beyond_training_deg"] == pytest.approx(40.0)
+
+
+# Reports written before the stability code said "arm" name it "method" in every trajectory record
+# and collapse explanation; the committed results are such reports and must stay readable.
+COMMITTED = ["paracetamol", "novec7000", "ac-ala-nhme"]
+
+
+@pytest.mark.parametrize("molecule", COMMITTED)
+def test_committed_reports_with_the_old_method_key_read_the_same(molecule):
+    import json
+    from pathlib import Path
+
+    from openmm_physembed.stability.explain import format_explanations
+    from openmm_physembed.stability.model_level import per_model_counts
+    from openmm_physembed.stability.report import ARMS, record_arm
+
+    path = Path(__file__).parents[1] / "benchmarks" / "results" / "stability" / molecule / "stability_report.json"
+    report = json.loads(path.read_text())
+    records = report["trajectories"]
+    assert all("method" in r and "arm" not in r for r in records)  # the old layout, as committed
+    protocol = report["protocol"]
+    timestep_fs = protocol["test_md"]["timestep_fs"] if "test_md" in protocol else protocol["timestep_fs"]
+    for arm in ARMS:
+        mine = [r for r in records if record_arm(r) == arm]
+        # The counts the report stored when it was written are the reference.
+        assert summarize(arm, mine, protocol["test_ps"], timestep_fs).n_collapsed == report["summary"][arm]["n_collapsed"]
+        counts = per_model_counts(records, protocol["test_ps"], timestep_fs, arm)
+        stored = report["per_seed"][arm]
+        assert {str(seed): k for seed, (k, _) in counts.items()} == {seed: v["collapses"] for seed, v in stored.items()}
+        assert [t for _, t in counts.values()] == pytest.approx([v["exposure_ps"] for v in stored.values()])
+        lines = format_explanations(report["collapses"], arm)
+        assert len(lines.splitlines()) == report["summary"][arm]["n_collapsed"]
+        assert all(line.startswith(f"  {arm} seed") for line in lines.splitlines())
+
+
+def test_new_records_say_arm_and_the_old_summary_name_warns():
+    import openmm_physembed.stability.report as report
+
+    records = _records("augmented", 0, [1.0, 5.0], [True, False], 5.0)
+    assert summarize("augmented", records, 5.0, 1.0).as_dict()["arm"] == "augmented"
+    with pytest.warns(DeprecationWarning, match="ArmSummary"):
+        assert report.MethodSummary is report.ArmSummary
+    import openmm_physembed.stability.pipeline as pipeline
+
+    with pytest.warns(DeprecationWarning, match="ARMS"):
+        assert pipeline.METHODS == report.ARMS == ("baseline", "augmented")

@@ -226,13 +226,14 @@ def test_finished_seeds_are_not_trained_again(dataset, trained, monkeypatch):
 def test_training_input_errors(dataset, tmp_path):
     _, train, valid, _ = dataset
     with pytest.raises(TrainingError, match="does not exist"):
-        train_mace(tmp_path / "none.extxyz", valid.out_path, tmp_path)
+        train_mace(tmp_path / "none.extxyz", valid.out_path, tmp_path, preset="quick")
     with pytest.raises(TrainingError, match="lack atomic numbers \\[8\\]"):
-        train_mace(train.out_path, valid.out_path, tmp_path, e0s={1: -10.0, 6: -48.0}, device="cpu")
+        train_mace(train.out_path, valid.out_path, tmp_path, preset="quick", e0s={1: -10.0, 6: -48.0}, device="cpu")
     with pytest.raises(TrainingError, match="set by train_mace"):
-        train_mace(train.out_path, valid.out_path, tmp_path, overrides={"seed": 3}, device="cpu")
+        train_mace(train.out_path, valid.out_path, tmp_path, preset="quick", overrides={"seed": 3}, device="cpu")
     with pytest.raises(TrainingError, match="unrecognized arguments: --not_an_option"):
-        train_mace(train.out_path, valid.out_path, tmp_path / "bad", overrides={"not_an_option": 1}, device="cpu")
+        train_mace(train.out_path, valid.out_path, tmp_path / "bad", preset="quick", overrides={"not_an_option": 1},
+                   device="cpu")
     with pytest.raises(TrainingError, match="unknown training preset"):
         train_mace(train.out_path, valid.out_path, tmp_path, preset="huge")
 
@@ -242,7 +243,8 @@ def test_killed_training_resumes_from_its_checkpoint(dataset, tmp_path):
     _, train, valid, _ = dataset
     out = tmp_path / "models"
     script = (f"from openmm_physembed.training.mace_train import train_mace\n"
-              f"train_mace({str(train.out_path)!r}, {str(valid.out_path)!r}, {str(out)!r}, device='cpu')\n")
+              f"train_mace({str(train.out_path)!r}, {str(valid.out_path)!r}, {str(out)!r}, preset='quick', "
+              "device='cpu')\n")
     process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     checkpoints = out / "seed_0" / "checkpoints"
     deadline = time.time() + 120
@@ -253,7 +255,7 @@ def test_killed_training_resumes_from_its_checkpoint(dataset, tmp_path):
     assert not (out / "seed_0" / "result.json").exists()
     resumed_from = max(int(p.stem.split("epoch-")[1]) for p in checkpoints.glob("*.pt"))
 
-    [model] = train_mace(train.out_path, valid.out_path, out, device="cpu")
+    [model] = train_mace(train.out_path, valid.out_path, out, preset="quick", device="cpu")
     second_run = (out / "seed_0" / "mace_stdout.log").read_text().split("\n$ ")[-1]
     assert f"epoch-{resumed_from}.pt" in second_run and "Loading checkpoint" in second_run
     assert "Epoch 0:" not in second_run  # the second run started where the first stopped
@@ -263,7 +265,7 @@ def test_killed_training_resumes_from_its_checkpoint(dataset, tmp_path):
 @pytest.mark.slow
 def test_swa_returns_the_stage_two_model(dataset, tmp_path):
     _, train, valid, _ = dataset
-    [model] = train_mace(train.out_path, valid.out_path, tmp_path, device="cpu",
+    [model] = train_mace(train.out_path, valid.out_path, tmp_path, preset="quick", device="cpu",
                          overrides={"max_num_epochs": 8, "swa": True, "swa_energy_weight": 100.0,
                                     "swa_forces_weight": 1.0})
     assert model.model_path.name == "mace_seed0_stagetwo.model"

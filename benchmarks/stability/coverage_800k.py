@@ -34,18 +34,13 @@ def main(argv=None) -> int:
     from openmm_physembed.chem.gaff import parameterize
     from openmm_physembed.chem.molecule import Molecule
     from openmm_physembed.io import read_extxyz
+    from openmm_physembed.sampling.geometry import angle_values_deg, bond_angles, bond_lengths
     from openmm_physembed.sampling.reference_md import (
         GasPhaseMDProtocol,
         run_gas_phase_md,
     )
     from openmm_physembed.simulation.dynamics import Dynamics
-    from openmm_physembed.stability.explain import (
-        angle_values_deg,
-        bond_angles,
-        bond_lengths,
-        training_angle_ranges,
-        training_bond_ranges,
-    )
+    from openmm_physembed.stability.explain import training_angle_ranges, training_bond_ranges
 
     run_dir = Path(args.run_dir)
     molecule = Molecule.from_any(args.molecule)

@@ -35,7 +35,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default RUN_DIR/diagnosis")
-    parser.add_argument("--method", default="augmented", help="arm whose collapses are scanned")
+    # --method: the option's name before the stability code said "arm".
+    parser.add_argument("--arm", "--method", dest="arm", default="augmented", help="arm whose collapses are scanned")
     parser.add_argument("--step", type=float, default=0.05, help="scan step (A)")
     parser.add_argument("--max-scans", type=int, default=None, help="scan only the first N collapses")
     args = parser.parse_args(argv)
@@ -45,6 +46,7 @@ def main(argv=None) -> dict:
     from openmm_physembed.io import write_json
     from openmm_physembed.stability.bond_scan import plot_scan, scan_bond
     from openmm_physembed.stability.replica_md import load_collapse_frames
+    from openmm_physembed.stability.report import record_arm
 
     report = json.loads((args.run_dir / "stability_report.json").read_text())
     molecule = Molecule.from_smiles(report["smiles"], name=report["molecule"])
@@ -55,30 +57,31 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for entry in report["collapses"]:
-        if entry["method"] != args.method or "bond" not in entry:
+        arm = record_arm(entry)  # reports written before the rename say "method"
+        if arm != args.arm or "bond" not in entry:
             continue
         if args.max_scans is not None and len(results) >= args.max_scans:
             break
-        frames = load_collapse_frames(args.run_dir / "md" / entry["method"] / f"seed_{entry['seed']}")
+        frames = load_collapse_frames(args.run_dir / "md" / arm / f"seed_{entry['seed']}")
         if entry["start"] not in frames:
             continue
         intact_nm = frames[entry["start"]][0]
-        record = next(r for r in report["trajectories"] if r["method"] == entry["method"]
+        record = next(r for r in report["trajectories"] if record_arm(r) == arm
                       and r["seed"] == entry["seed"] and r["start"] == entry["start"])
         i, j = record["atoms"]
         r0 = entry["bond"]["r0_A"]
         lengths = np.arange(r0 - 0.1, r0 + 0.8 + 1e-9, args.step)
         scan = scan_bond(molecule.atomic_numbers, 10 * intact_nm, bonds, i, j, lengths, models)
         barriers = {name: barrier(lengths, e, r0) for name, e in scan.energies_ev.items()}
-        name = f"{entry['method']}_seed{entry['seed']}_start{entry['start']}"
+        name = f"{arm}_seed{entry['seed']}_start{entry['start']}"
         trained = entry["bond"]["training_range_A"].get("augmented")
         plot = plot_scan(scan, out / f"scan_{name}.png",
                          title=f"{report['molecule']}: {entry['bond']['atoms']} ({entry['bond']['gaff_types']}), "
-                               f"{entry['method']} seed {entry['seed']} collapsed at {entry['collapse_time_ps']:.2f} ps",
+                               f"{arm} seed {entry['seed']} collapsed at {entry['collapse_time_ps']:.2f} ps",
                          training_range_angstrom=trained, r0_angstrom=r0)
         results.append({"collapse": entry, "scan": scan.as_dict(), "barriers": barriers, "plot": str(plot)})
         # Written after every scan: each one takes minutes (xTB SCF retries at long stretch).
-        write_json(out / "collapse_scans.json", {"molecule": report["molecule"], "method": args.method,
+        write_json(out / "collapse_scans.json", {"molecule": report["molecule"], "arm": args.arm,
                                                 "scans": results})
         print(f"{name}: {entry['bond']['atoms']} ({entry['bond']['gaff_types']}); augmented training range "
               f"{trained[0]:.2f}-{trained[1]:.2f} A")
@@ -86,7 +89,7 @@ def main(argv=None) -> dict:
             where = "still rising at the scan end" if b["at_angstrom"] is None else \
                 f"barrier {b['height_ev']:.2f} eV at {b['at_angstrom']:.2f} A"
             print(f"    {curve:<18} {where}")
-    write_json(out / "collapse_scans.json", {"molecule": report["molecule"], "method": args.method,
+    write_json(out / "collapse_scans.json", {"molecule": report["molecule"], "arm": args.arm,
                                             "scans": results})
     print(f"wrote {out / 'collapse_scans.json'}")
     return {"scans": results}

@@ -65,7 +65,9 @@ def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=("quick", "cpu", "paper"), default="cpu")
+    from openmm_physembed.stability.protocol import PRESETS
+
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--results", type=Path, default=None,
                         help="also copy reports, plots and summary here (e.g. benchmarks/results/stability)")
     parser.add_argument("--summarize-only", action="store_true",
@@ -78,6 +80,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     import shutil
+    from dataclasses import replace
 
     from openmm_physembed import Molecule, run_stability
     from openmm_physembed.executors import make_executor
@@ -88,7 +91,9 @@ def main(argv=None) -> dict:
 
     protocol = get_protocol(args.preset)
     if args.seeds:
-        protocol = protocol.with_changes(seeds=tuple(args.seeds))
+        protocol = replace(protocol, seeds=tuple(args.seeds))
+    if args.platform:
+        protocol = replace(protocol, test_md=replace(protocol.test_md, platform=args.platform))
     out = args.out or Path(f"runs/stability_benchmark_{args.preset}")
     summary, summaries, wall, protocols = {}, {}, {}, {}
     for name in args.molecules:
@@ -103,10 +108,9 @@ def main(argv=None) -> dict:
             print(f"=== {molecule.name} ({protocol.name} preset)")
             if args.workers:
                 with make_executor(max_workers=args.workers) as executor:
-                    result = run_stability(molecule, out / molecule.name, protocol, executor,
-                                           md_platform=args.platform)
+                    result = run_stability(molecule, out / molecule.name, protocol, executor)
             else:
-                result = run_stability(molecule, out / molecule.name, protocol, None, md_platform=args.platform)
+                result = run_stability(molecule, out / molecule.name, protocol, None)
             report = json.loads(result.report_path.read_text())
         summaries[molecule.name] = report["summary"]
         protocols[molecule.name] = report["protocol"]

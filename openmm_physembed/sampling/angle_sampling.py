@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import SamplingError
 from . import geometry
+from .clash import close_pairs
 
 CLOSING = "closing"
 OPENING = "opening"
@@ -164,6 +165,19 @@ def force_field_angle_constants(system) -> dict[tuple[int, int, int], float]:
     return constants
 
 
+def gaff_angle_constants(molecule, charge_method: str = "bcc", cache_dir=None) -> dict[tuple[int, int, int], float]:
+    """The angle constants of ``molecule``'s GAFF System (:func:`force_field_angle_constants`).
+
+    A step of its own because it parameterises the molecule (antechamber; AM1-BCC charges by
+    default, cached): the sampler takes the constants, it does not make them. Angle constants do
+    not depend on the charges, so ``charge_method`` only picks which cached parameterisation is used.
+    """
+    from ..chem.gaff import parameterize
+
+    return force_field_angle_constants(
+        parameterize(molecule, charge_method=charge_method, cache_dir=cache_dir).create_system())
+
+
 def angle_ranges(types: Sequence[str], frames_nm: np.ndarray, constants: Mapping[tuple[int, int, int], float],
                  parameters: AngleSamplingParameters) -> dict[str, AngleRange]:
     """Per angle type: k, thermal width at the test temperature, observed range and both segments."""
@@ -226,7 +240,7 @@ def _try_bend(positions, plan: AnglePlan, ranges, thresholds, parameters, rng, s
     new = float(rng.uniform(low, high))
     old = angle_degrees(positions, *plan.atoms)
     trial = set_angle(positions, plan, new)
-    if geometry.close_pairs(trial, thresholds):
+    if close_pairs(trial, thresholds):
         return None
     return trial, AngleModification(plan.atoms, plan.angle_type, old, new, segment, plan.moved, scheduled)
 
@@ -292,6 +306,7 @@ __all__ = [
     "angle_ranges",
     "bend_structure",
     "force_field_angle_constants",
+    "gaff_angle_constants",
     "plan_angles",
     "set_angle",
 ]

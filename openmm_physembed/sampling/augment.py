@@ -38,8 +38,10 @@ from ..io import atomic_path, read_extxyz, write_extxyz, write_json
 from ..jobs import JobDirectory
 from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
 from . import geometry
-from .angle_sampling import AngleSamplingParameters
-from .bond_sampling import AugmentationResult, BondSamplingParameters, augment_frames
+from .angle_sampling import AngleSamplingParameters, gaff_angle_constants
+from .bond_parameters import BondSamplingParameters
+from .bond_records import AugmentationResult
+from .bond_sampling import augment_frames
 
 MANIFEST = "augmentation.json"
 FILES = {
@@ -147,13 +149,7 @@ def run_augmentation(
     frames_nm = _frames_nm(reference_atoms, molecule, frames_path)
     typing = source.type_molecule(molecule)
     _check_atom_order(frames_nm, typing, frames_path, molecule.name)
-    angle_constants = None
-    if angle_parameters.enabled:
-        from ..chem.gaff import parameterize
-        from .angle_sampling import force_field_angle_constants
-
-        angle_constants = force_field_angle_constants(
-            parameterize(molecule, charge_method=charge_method, cache_dir=cache_dir).create_system())
+    angle_constants = gaff_angle_constants(molecule, charge_method, cache_dir) if angle_parameters.enabled else None
     result = augment_frames(molecule, frames_nm, typing, parameters, seed, source=source,
                             angle_parameters=angle_parameters, angle_constants=angle_constants)
 

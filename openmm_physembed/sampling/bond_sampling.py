@@ -6,8 +6,9 @@ bond(s) by amounts set from force-field physics (Hu, Hou and Jiang, "Physical em
 learning force fields for organic systems", section "Self-adaptive Bond Length Sampling
 Method"; ``shared/reference/paper_physical_embedding.md``).
 
-Algorithm (every constant is a field of :class:`BondSamplingParameters`)
-------------------------------------------------------------------------
+Algorithm (every constant is a field of :class:`.bond_parameters.BondSamplingParameters`; the plans,
+draws and results are the records of :mod:`.bond_records`)
+---------------------------------------------------------------------------------------------------
 1. Bond type = sorted pair of force-field atom types (``c3-hc``), k from the typing source.
 2. Per type, r_min, r_mean, r_max over all bonds of the type in all reference frames; the
    compression segment is ``[s_c r_min, r_min]`` and the stretch segment
@@ -28,7 +29,7 @@ Algorithm (every constant is a field of :class:`BondSamplingParameters`)
    atom). The modified bond's new length is preserved (the heavy atom is on the axis). A
    heavy atom held by two or more non-terminal neighbours (aromatic CH, ring or chain CH2)
    has no unique attaching bond, so no rotation is drawn; records show ``rotation=None``.
-6. Geometry check: a structure is rejected if a pair of atoms ``min_bond_separation`` (2,
+6. Geometry check (:mod:`.clash`, shared with the angle bending): a structure is rejected if a pair of atoms ``min_bond_separation`` (2,
    i.e. every pair that is not directly bonded) or more bonds apart is closer than the
    equilibrium length such a pair would have plus 0.25 A. That length is the typing source's
    force-field r0 of the type pair (``lookup``), or the sum of the two atoms' covalent radii
@@ -65,321 +66,32 @@ Lengths are in nm at the API (``*_angstrom`` properties for reading).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+import warnings
+from dataclasses import replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..chem.bond_typing import BondTyping, get_bond_typing
 from ..chem.gaff import bond_type_name
 from ..errors import SamplingError
-from ..units import ANGSTROM_PER_NM, NM_PER_ANGSTROM
+from ..units import ANGSTROM_PER_NM
 from . import geometry
-from .angle_sampling import AngleSamplingParameters, bend_structure
-from .coverage import carry_over, coverage_schedule, missing_types, per_structure_quota
-
-COMPRESSION = "compression"
-STRETCH = "stretch"
-Lookup = Callable[[str, str], "tuple[float, float] | None"]
-
-
-@dataclass(frozen=True)
-class BondSamplingParameters:
-    """Every constant of the self-adaptive bond-length sampling, with the published default."""
-
-    s_compression: float = 0.95
-    s_stretch_angstrom: float = 0.25
-    reference_bond_type: str = "c3-c3"
-    terminal_k_factor: float = 0.8
-    terminal_elements: tuple[str, ...] = ("H", "F", "Cl", "Br", "I")
-    compression_weight: float = 1.0
-    stretch_weight: float = 4.0
-    rotation_probability: float = 0.8
-    rotation_degrees: tuple[float, float] = (15.0, 30.0)
-    clash_margin_angstrom: float = 0.25
-    min_bond_separation: int = 2
-    max_attempts: int = 20
-    n_validation: int = 5
-    bonds_per_structure: int = 1
-    # Not in the paper: without it a stiff bond type that occurs once is easily never drawn.
-    cover_every_type: bool = True
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 0.0 < self.s_compression <= 1.0:
-            problems.append(f"s_compression={self.s_compression} must lie in (0, 1]")
-        if self.s_stretch_angstrom < 0:
-            problems.append(f"s_stretch_angstrom={self.s_stretch_angstrom} must be >= 0")
-        if len(self.reference_bond_type.split("-")) != 2:
-            problems.append(f"reference_bond_type={self.reference_bond_type!r} must look like 'c3-c3'")
-        if self.terminal_k_factor <= 0:
-            problems.append(f"terminal_k_factor={self.terminal_k_factor} must be > 0")
-        if self.compression_weight < 0 or self.stretch_weight < 0 or \
-                self.compression_weight + self.stretch_weight <= 0:
-            problems.append("compression_weight and stretch_weight must be >= 0 with a positive sum")
-        if not 0.0 <= self.rotation_probability <= 1.0:
-            problems.append(f"rotation_probability={self.rotation_probability} must lie in [0, 1]")
-        low, high = self.rotation_degrees
-        if not 0.0 <= low <= high:
-            problems.append(f"rotation_degrees={self.rotation_degrees} must satisfy 0 <= low <= high")
-        if self.min_bond_separation < 2:
-            problems.append("min_bond_separation must be >= 2 (bonded pairs are never checked)")
-        if self.max_attempts < 1 or self.bonds_per_structure < 1 or self.n_validation < 0:
-            problems.append("max_attempts and bonds_per_structure must be >= 1, n_validation >= 0")
-        if problems:
-            raise SamplingError("invalid bond sampling parameters: " + "; ".join(problems))
-        object.__setattr__(self, "terminal_elements", tuple(self.terminal_elements))
-        object.__setattr__(self, "rotation_degrees", (float(low), float(high)))
-
-    @property
-    def s_stretch_nm(self) -> float:
-        return self.s_stretch_angstrom * NM_PER_ANGSTROM
-
-    @property
-    def clash_margin_nm(self) -> float:
-        return self.clash_margin_angstrom * NM_PER_ANGSTROM
-
-    @property
-    def compression_probability(self) -> float:
-        return self.compression_weight / (self.compression_weight + self.stretch_weight)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["terminal_elements"] = list(self.terminal_elements)
-        data["rotation_degrees"] = list(self.rotation_degrees)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "BondSamplingParameters":
-        data = dict(data)
-        for key in ("terminal_elements", "rotation_degrees"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class BondRange:
-    """Sampling range of one bond type (lengths in nm, k in kJ/mol/nm^2 with E = k/2 (r - r0)^2)."""
-
-    bond_type: str
-    k: float
-    k_eff: float
-    k_ref: float
-    terminal: bool
-    n_bonds: int  # bonds of this type in the molecule
-    n_samples: int  # bond lengths the statistics come from (n_bonds x frames)
-    r_min: float
-    r_mean: float
-    r_max: float
-    compression: tuple[float, float]
-    stretch: tuple[float, float]
-
-    def segment(self, name: str) -> tuple[float, float]:
-        return {COMPRESSION: self.compression, STRETCH: self.stretch}[name]
-
-    @property
-    def stretch_above_mean(self) -> float:
-        """Upper stretch bound minus r_mean: ``s_stretch k_ref / k_eff`` unless clamped at r_max."""
-        return self.stretch[1] - self.r_mean
-
-    @property
-    def r_min_angstrom(self) -> float:
-        return self.r_min * ANGSTROM_PER_NM
-
-    @property
-    def r_mean_angstrom(self) -> float:
-        return self.r_mean * ANGSTROM_PER_NM
-
-    @property
-    def r_max_angstrom(self) -> float:
-        return self.r_max * ANGSTROM_PER_NM
-
-    @property
-    def compression_angstrom(self) -> tuple[float, float]:
-        return tuple(x * ANGSTROM_PER_NM for x in self.compression)
-
-    @property
-    def stretch_angstrom(self) -> tuple[float, float]:
-        return tuple(x * ANGSTROM_PER_NM for x in self.stretch)
-
-    @property
-    def stretch_above_mean_angstrom(self) -> float:
-        return self.stretch_above_mean * ANGSTROM_PER_NM
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data.update({
-            "r_min_angstrom": self.r_min_angstrom, "r_mean_angstrom": self.r_mean_angstrom,
-            "r_max_angstrom": self.r_max_angstrom, "compression_angstrom": list(self.compression_angstrom),
-            "stretch_angstrom": list(self.stretch_angstrom),
-            "stretch_above_mean_angstrom": self.stretch_above_mean_angstrom,
-        })
-        return data
-
-
-@dataclass(frozen=True)
-class BondPlan:
-    """How one bond of the molecule is modified: its weight, the atoms that move, the rotation."""
-
-    index: int
-    atom1: int
-    atom2: int
-    bond_type: str
-    k: float
-    k_eff: float
-    terminal: bool
-    in_ring: bool
-    moved_with_1: tuple[int, ...]  # translated with atom1 (atom1 included), possibly empty
-    moved_with_2: tuple[int, ...]
-    fraction_1: float  # share of the length change taken by atom1's side (0, 0.5 or 1)
-    rotation_atoms: tuple[int, ...] = ()  # terminal group rotated after the change
-    rotation_anchor: int | None = None  # axis runs anchor -> heavy atom
-    rotation_center: int | None = None  # the heavy atom
-
-    @property
-    def can_rotate(self) -> bool:
-        return self.rotation_center is not None
-
-    def changes_distance(self, a: int, b: int) -> bool:
-        """Whether modifying this bond changes the distance between atoms ``a`` and ``b``.
-
-        The length change translates ``moved_with_1`` and ``moved_with_2`` by different vectors
-        and leaves the rest fixed; a pair within one of these three groups keeps its distance
-        (a terminal-group rotation only turns atoms bonded to nothing but the heavy atom).
-        """
-        def group(atom: int) -> int:
-            return 1 if atom in self.moved_with_1 else 2 if atom in self.moved_with_2 else 0
-
-        return group(a) != group(b)
-
-
-@dataclass(frozen=True)
-class Draw:
-    bond_index: int
-    segment: str
-    new_length: float  # nm
-
-
-@dataclass(frozen=True)
-class BondModification:
-    """One accepted change of one bond (lengths in nm)."""
-
-    atom1: int
-    atom2: int
-    bond_type: str
-    old_length: float
-    new_length: float
-    segment: str
-    rotation_degrees: float | None
-    rotated_atoms: tuple[int, ...]
-    moved_atoms: tuple[int, ...]
-    scheduled: bool = False  # drawn to cover its bond type (coverage by design), not by 1/k
-
-    @property
-    def old_length_angstrom(self) -> float:
-        return self.old_length * ANGSTROM_PER_NM
-
-    @property
-    def new_length_angstrom(self) -> float:
-        return self.new_length * ANGSTROM_PER_NM
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data.update(old_length_angstrom=self.old_length_angstrom, new_length_angstrom=self.new_length_angstrom,
-                    change_angstrom=self.new_length_angstrom - self.old_length_angstrom)
-        return data
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A modification the geometry check refused: the bond tried and the closest offending pair."""
-
-    atom1: int
-    atom2: int
-    bond_type: str
-    segment: str
-    new_length: float
-    pair: tuple[int, int]
-    distance: float  # nm
-    threshold: float  # nm
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class StructureRecord:
-    """One augmented structure: the reference frame it came from and what was changed."""
-
-    structure: int  # position in the augmented (training) set
-    reference_frame: int  # index of the source frame in the reference frames
-    modifications: tuple[BondModification, ...]
-    rejections: tuple[Rejection, ...] = ()
-    bends: tuple = ()  # AngleModification, when angle sampling is on (angle_sampling.py)
-    rejected_bends: int = 0
-
-    @property
-    def rejected_attempts(self) -> int:
-        return len(self.rejections)
-
-    @property
-    def modification(self) -> BondModification:
-        """The first (with the default ``bonds_per_structure=1``, the only) modification."""
-        return self.modifications[0]
-
-    def to_dict(self) -> dict:
-        return {
-            "structure": self.structure, "reference_frame": self.reference_frame,
-            "rejected_attempts": self.rejected_attempts,
-            "modifications": [m.to_dict() for m in self.modifications],
-            "rejections": [r.to_dict() for r in self.rejections],
-            "bends": [b.to_dict() for b in self.bends], "rejected_bends": self.rejected_bends,
-        }
-
-
-@dataclass(frozen=True)
-class AugmentationResult:
-    """Output of :func:`augment_frames` (positions in nm)."""
-
-    molecule_name: str
-    positions_nm: np.ndarray  # (n_modified, n_atoms, 3), in the order of ``records``
-    records: tuple[StructureRecord, ...]
-    train_frames: tuple[int, ...]  # reference frame of each modified structure
-    validation_frames: tuple[int, ...]  # reference frames kept unmodified
-    ranges: dict[str, BondRange]
-    plans: tuple[BondPlan, ...]
-    parameters: BondSamplingParameters
-    seed: int
-    typing: BondTyping
-    pair_thresholds: dict[str, dict] = field(default_factory=dict)  # type pair -> r_eq, source
-    angle_parameters: AngleSamplingParameters = AngleSamplingParameters()
-    angle_ranges: dict = field(default_factory=dict)  # angle type -> AngleRange (angle sampling on)
-    bendable_angle_types: tuple[str, ...] = ()  # angle types the bends can reach (angle sampling on)
-
-    @property
-    def rejected_attempts(self) -> int:
-        return sum(r.rejected_attempts for r in self.records)
-
-    @property
-    def unstretched_bond_types(self) -> list[str]:
-        """Bond types of the molecule that no structure stretched (empty with coverage by design)."""
-        return missing_types(self.ranges, [m.bond_type for r in self.records for m in r.modifications
-                                           if m.segment == STRETCH])
-
-    @property
-    def unbent_angle_types(self) -> list[str]:
-        """Bendable angle types that no structure bent (empty with coverage by design and bends on)."""
-        return missing_types(self.bendable_angle_types, [b.angle_type for r in self.records for b in r.bends])
-
-    def coverage(self) -> dict:
-        """What the set covers, for reports: counts and the types left out."""
-        return {"cover_every_type": self.parameters.cover_every_type,
-                "n_bond_types": len(self.ranges), "unstretched_bond_types": self.unstretched_bond_types,
-                "n_bendable_angle_types": len(self.bendable_angle_types),
-                "unbent_angle_types": self.unbent_angle_types if self.angle_parameters.enabled else [],
-                "bonds_per_structure": max((len(r.modifications) for r in self.records), default=0),
-                "bends_per_structure": max((len(r.bends) for r in self.records), default=0)}
+from .angle_sampling import AngleSamplingParameters, bend_structure, gaff_angle_constants
+from .bond_parameters import BondSamplingParameters
+from .bond_records import (
+    COMPRESSION,
+    STRETCH,
+    AugmentationResult,
+    BondModification,
+    BondPlan,
+    BondRange,
+    Draw,
+    Rejection,
+    StructureRecord,
+)
+from .clash import Lookup, clash_thresholds, close_pairs
+from .coverage import carry_over, coverage_schedule, per_structure_quota
 
 
 # -- topology ------------------------------------------------------------------------------------
@@ -556,42 +268,6 @@ def draw_rotation(rng: np.random.Generator, plan: BondPlan, parameters: BondSamp
     return -angle if rng.random() < 0.5 else angle
 
 
-# -- geometry check ------------------------------------------------------------------------------
-
-def covalent_radius_nm(symbol: str) -> float:
-    from ase.data import atomic_numbers, covalent_radii
-
-    return float(covalent_radii[atomic_numbers[symbol]]) * NM_PER_ANGSTROM
-
-
-def clash_thresholds(typing: BondTyping, symbols: Sequence[str], lookup: Lookup,
-                     parameters: BondSamplingParameters = BondSamplingParameters()
-                     ) -> tuple[np.ndarray, dict[str, dict]]:
-    """Minimum allowed distance of every checked pair (nm; NaN = not checked) and the table used.
-
-    ``threshold = r_eq(type_i, type_j) + margin`` for pairs at least ``min_bond_separation``
-    bonds apart; r_eq is the force field's r0 of the type pair, else the sum of covalent radii.
-    """
-    n_atoms = len(typing.atom_types)
-    separation = geometry.topological_distances(n_atoms, _bond_list(typing))
-    table: dict[str, dict] = {}
-    thresholds = np.full((n_atoms, n_atoms), np.nan)
-    for i in range(n_atoms):
-        for j in range(i + 1, n_atoms):
-            if separation[i, j] < parameters.min_bond_separation:
-                continue
-            pair = bond_type_name(typing.atom_types[i], typing.atom_types[j])
-            if pair not in table:
-                found = lookup(typing.atom_types[i], typing.atom_types[j])
-                if found is not None:
-                    table[pair] = {"r_eq_nm": float(found[1]), "source": typing.source}
-                else:
-                    table[pair] = {"r_eq_nm": covalent_radius_nm(symbols[i]) + covalent_radius_nm(symbols[j]),
-                                   "source": "covalent radii"}
-            thresholds[i, j] = thresholds[j, i] = table[pair]["r_eq_nm"] + parameters.clash_margin_nm
-    return thresholds, table
-
-
 # -- the sampler ---------------------------------------------------------------------------------
 
 def _check_frames(frames_positions_nm, n_atoms: int) -> np.ndarray:
@@ -649,8 +325,9 @@ def augment_frames(
         The bond modifications do not depend on whether angle sampling is on.
     angle_parameters, angle_constants
         Bond-angle bending after the bond modification (:mod:`.angle_sampling`; off by default,
-        as in the paper) and the force field's angle constants ``{(i, j, k): k}``; default: from
-        the molecule's GAFF System.
+        as in the paper) and the force field's angle constants ``{(i, j, k): k}``, e.g.
+        :func:`.angle_sampling.gaff_angle_constants`; needed when bending is on (without them the
+        molecule is parameterised with GAFF here, deprecated).
 
     Returns
     -------
@@ -665,6 +342,12 @@ def augment_frames(
     """
     typing, lookup = _resolve_typing(molecule, typing, source)
     frames = _check_frames(frames_positions_nm, molecule.n_atoms)
+    if angle_parameters.enabled and angle_constants is None:
+        warnings.warn("augment_frames with angle sampling on and no angle_constants parameterises the molecule "
+                      "with GAFF (AM1-BCC charges) on the quiet; pass angle_constants="
+                      "gaff_angle_constants(molecule) (openmm_physembed.sampling.angle_sampling)",
+                      DeprecationWarning, stacklevel=2)
+        angle_constants = gaff_angle_constants(molecule)
     n_frames = len(frames)
     if parameters.n_validation >= n_frames:
         raise SamplingError(
@@ -677,7 +360,8 @@ def augment_frames(
     symbols = molecule.symbols
     ranges = bond_ranges(typing, frames, parameters, lookup, symbols=symbols)
     plans = plan_bonds(typing, symbols, parameters)
-    thresholds, pair_table = clash_thresholds(typing, symbols, lookup, parameters)
+    thresholds, pair_table = clash_thresholds(typing, symbols, lookup, parameters.clash_margin_nm,
+                                             parameters.min_bond_separation)
 
     # Children n_frames+1 ... are the bends' streams, the last two the coverage schedules: spawning
     # more leaves the earlier streams (and so the published random draw) unchanged.
@@ -730,12 +414,8 @@ def augment_frames(
 
 def _angle_setup(molecule, typing, frames, parameters, angle_parameters, angle_constants, symbols):
     """(bendable angle plans, angle ranges) for :func:`.angle_sampling.bend_structure`."""
-    from .angle_sampling import angle_ranges, force_field_angle_constants, plan_angles
+    from .angle_sampling import angle_ranges, plan_angles
 
-    if angle_constants is None:
-        from ..chem.gaff import parameterize
-
-        angle_constants = force_field_angle_constants(parameterize(molecule).create_system())
     bonds = _bond_list(typing)
     terminal = terminal_atoms(symbols, bonds, parameters.terminal_elements)
     plans = plan_angles(typing.atom_types, bonds, angle_constants, terminal, parameters.terminal_k_factor)
@@ -773,7 +453,7 @@ def _scheduled_stretch(positions, bond_type: str, plans, ranges, thresholds, par
         draw = Draw(plan.index, STRETCH, float(rng.uniform(low, high)))
         angle = draw_rotation(rng, plan, parameters)
         trial = apply_modification(positions, plan, draw.new_length, angle)
-        clashes = geometry.close_pairs(trial, thresholds)
+        clashes = close_pairs(trial, thresholds)
         if not clashes:
             return trial, _accept(positions, plan, draw, angle, scheduled=True)
         i, j, distance, threshold = clashes[0]
@@ -818,7 +498,7 @@ def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, rang
         angle = draw_rotation(rng, plan, parameters)
         trial = apply_modification(positions, plan, draw.new_length, angle)
         excluded.add(draw.bond_index)
-        clashes = geometry.close_pairs(trial, thresholds)
+        clashes = close_pairs(trial, thresholds)
         if clashes:
             i, j, distance, threshold = clashes[0]
             rejections.append(Rejection(plan.atom1, plan.atom2, plan.bond_type, draw.segment, draw.new_length,
@@ -830,7 +510,7 @@ def _modify_frame(reference: np.ndarray, frame: int, structure: int, plans, rang
 
 
 def _failure_message(name, frame, attempts, rejections, reference, thresholds, exhausted: bool) -> str:
-    base = geometry.close_pairs(reference, thresholds)
+    base = close_pairs(reference, thresholds)
     worst = rejections[-1] if rejections else None
     detail = (f"; last rejection: bond {worst.atom1}-{worst.atom2} ({worst.bond_type}, {worst.segment}) put atoms "
               f"{worst.pair[0]} and {worst.pair[1]} at {worst.distance * ANGSTROM_PER_NM:.3f} A < "
@@ -843,18 +523,9 @@ def _failure_message(name, frame, attempts, rejections, reference, thresholds, e
 
 
 __all__ = [
-    "AugmentationResult",
-    "BondModification",
-    "BondPlan",
-    "BondRange",
-    "BondSamplingParameters",
-    "Draw",
-    "Rejection",
-    "StructureRecord",
     "apply_modification",
     "augment_frames",
     "bond_ranges",
-    "clash_thresholds",
     "draw_modification",
     "draw_rotation",
     "plan_bonds",

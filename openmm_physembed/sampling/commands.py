@@ -45,7 +45,7 @@ def _reference_md(args: argparse.Namespace) -> int:
 
 
 def _register_augment(subparsers) -> None:
-    from .bond_sampling import BondSamplingParameters
+    from .bond_parameters import BondSamplingParameters
 
     d = BondSamplingParameters()  # the published defaults live in one place
     aug = subparsers.add_parser(
@@ -99,7 +99,7 @@ def _augment(args: argparse.Namespace) -> int:
 
     from .angle_sampling import AngleSamplingParameters
     from .augment import run_augmentation
-    from .bond_sampling import BondSamplingParameters
+    from .bond_parameters import BondSamplingParameters
 
     parameters = BondSamplingParameters(
         s_compression=args.s_compression, s_stretch_angstrom=args.s_stretch, reference_bond_type=args.reference_bond,

@@ -32,7 +32,14 @@ def bond_length(positions: np.ndarray, i: int, j: int) -> float:
 
 
 def bond_lengths(positions: np.ndarray, bonds: Sequence[Bond]) -> np.ndarray:
-    """Lengths of ``bonds`` in every frame: ``positions`` ``(..., n_atoms, 3)`` -> ``(..., n_bonds)``."""
+    """Distance of every atom pair of ``bonds`` in every frame: ``(..., n_atoms, 3)`` -> ``(..., n_bonds)``.
+
+    The one implementation for the sampler, the collapse detector and the collapse explanations;
+    any pairs will do (the detector passes its non-bonded pairs too).
+
+    >>> bond_lengths(np.array([[[0.0, 0, 0], [0.3, 0.4, 0]]]), [(0, 1)])
+    array([[0.5]])
+    """
     index = np.asarray(bonds, dtype=int).reshape(-1, 2)
     return np.linalg.norm(positions[..., index[:, 1], :] - positions[..., index[:, 0], :], axis=-1)
 
@@ -90,20 +97,6 @@ def dihedral_degrees(positions: np.ndarray, a: int, b: int, c: int, d: int) -> f
     x = v @ w
     y = np.cross(b1, v) @ w
     return float(np.degrees(np.arctan2(y, x)))
-
-
-def close_pairs(positions: np.ndarray, thresholds: np.ndarray) -> list[tuple[int, int, float, float]]:
-    """Pairs ``i < j`` whose distance is below ``thresholds[i, j]`` (``nan``/``0`` = unchecked).
-
-    Returns ``(i, j, distance, threshold)`` tuples, closest-relative-to-threshold first.
-    """
-    diff = positions[:, None, :] - positions[None, :, :]
-    distances = np.linalg.norm(diff, axis=-1)
-    limits = np.nan_to_num(thresholds, nan=0.0)
-    upper = np.triu(np.ones_like(limits, dtype=bool), k=1)
-    i_idx, j_idx = np.nonzero(upper & (distances < limits))
-    found = [(int(i), int(j), float(distances[i, j]), float(limits[i, j])) for i, j in zip(i_idx, j_idx)]
-    return sorted(found, key=lambda item: item[2] - item[3])
 
 
 def bond_angles(bonds: np.ndarray) -> np.ndarray:

@@ -49,7 +49,8 @@ def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNA
         topology, positions, box_edge = box.topology, box.positions_nm, box.box_edge_nm
     else:
         topology = copies_topology(molecule.symbols, molecule.bonds, replicas, molecule.name[:3].upper() or "MOL")
-        # Copies start on top of each other: with replicas="molecule" they never interact.
+        # Copies start on top of each other: one residue each (copies_topology), so with
+        # replicas="residue" they never interact, as in the stability test's replica MD.
         positions = np.vstack([molecule.positions_nm] * replicas)
     system = openmm.System()
     for atom in topology.atoms():
@@ -57,7 +58,7 @@ def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNA
     box_vectors = None if box_edge is None else np.eye(3) * box_edge
     if box_vectors is not None:
         system.setDefaultPeriodicBoxVectors(*box_vectors)
-    add_mace_force(system, topology, model_path, dtype=dtype, replicas="molecule" if replicas > 1 else "none")
+    add_mace_force(system, topology, model_path, dtype=dtype, replicas="residue" if replicas > 1 else "none")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "start.pdb", "w") as handle:
         app.PDBFile.writeFile(topology, positions * 10.0 * unit.angstrom, handle)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sampling.geometry import bond_lengths
+
 
 @dataclass(frozen=True)
 class CollapseCriteria:
@@ -68,10 +70,9 @@ def detect_collapse(positions_nm: np.ndarray, bonds: np.ndarray, bond_lengths_nm
         pairs = nonbonded_pairs(x.shape[1], bonds)
     finite = np.all(np.isfinite(x), axis=(1, 2))
     safe = np.where(finite[:, None, None], x, 0.0)
-    bond_r = np.linalg.norm(safe[:, bonds[:, 0]] - safe[:, bonds[:, 1]], axis=-1)
+    bond_r = bond_lengths(safe, bonds)
     bond_excess = np.abs(bond_r - reference[None]) - criteria.bond_tolerance_nm
-    pair_r = np.linalg.norm(safe[:, pairs[:, 0]] - safe[:, pairs[:, 1]], axis=-1) if len(pairs) else \
-        np.full((len(x), 0), np.inf)
+    pair_r = bond_lengths(safe, pairs)  # the distances of the non-bonded pairs, (n_replicas, n_pairs)
     verdicts: list[CollapseEvent | None] = []
     for replica in range(len(x)):
         if not finite[replica]:

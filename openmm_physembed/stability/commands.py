@@ -4,40 +4,57 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_common import add_executor_options, add_molecule_argument, molecule_from_args
+from ..cli_common import add_executor_options, add_molecule_argument, given_options, molecule_from_args
+
+DEFAULT_PRESET = "quick"
 
 
 def register(subparsers) -> None:
+    from ..training.presets import TRAINING_PRESETS
+    from .protocol import PRESETS
+
     parser = subparsers.add_parser(
         "stability", help="stability benchmark of bond-length sampling for one molecule",
         description="GAFF reference MD -> bond-length sampling -> GFN2-xTB labels -> MACE (baseline and "
                     "augmented, several seeds) -> batched 800 K MD -> collapse report and plots. Resumable: "
                     "rerun the same command after an interruption.")
     add_molecule_argument(parser)
-    parser.add_argument("--preset", choices=["quick", "cpu", "paper"], default="quick",
-                        help="quick: ~15 min on 2 CPU cores, too small to separate the arms; cpu: sized to "
-                             "separate them on 2 CPU cores (~1.5 h per molecule); paper: the published protocol (GPU)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                        help="; ".join(protocol.describe() for protocol in PRESETS.values())
+                        + f" (default {DEFAULT_PRESET})")
     parser.add_argument("-o", "--out", default=None, help="output directory (default runs/stability/<molecule>_<preset>)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="MACE training seeds")
     parser.add_argument("--n-starts", type=int, default=None, help="start structures per model")
     parser.add_argument("--test-ps", type=float, default=None, help="length of each 800 K trajectory (ps)")
     parser.add_argument("--temperature", type=float, default=None, help="test temperature (K)")
-    parser.add_argument("--training-preset", default=None, help="MACE preset (quick, small, cpu, paper; default: the stability preset's)")
+    parser.add_argument("--training-preset", choices=sorted(TRAINING_PRESETS), default=None,
+                        help="MACE preset (default: the one the stability preset names)")
     parser.add_argument("--md-dtype", choices=["float32", "float64"], default=None)
     parser.add_argument("--angles-per-structure", type=int, default=None,
                         help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
                              "published; default: the preset's, 1 for quick and cpu)")
-    parser.add_argument("--random-draw", action="store_true",
+    parser.add_argument("--random-draw", dest="cover_every_type", action="store_const", const=False, default=None,
                         help="the paper's random bond draw alone, no structure reserved per bond/angle type "
                              "(default for --preset paper; quick and cpu cover every type)")
     parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(parser)
-    parser.set_defaults(handler=_stability, workers=None)
-    for action in parser._actions:
-        if action.dest == "workers":
-            action.help = "local worker processes (default: one per CPU core, one on a GPU machine)"
+    add_executor_options(parser, workers_help="local worker processes (default: one per CPU core, one on a GPU "
+                                              "machine)")
+    parser.set_defaults(handler=_stability)
+
+
+def protocol_from_args(args: argparse.Namespace):
+    """The stability preset ``--preset`` with the options the user gave."""
+    from dataclasses import replace
+
+    from .protocol import get_protocol
+
+    protocol = get_protocol(args.preset)
+    changes = given_options(args, "seeds", "n_starts", "test_ps", "training_preset", "md_dtype",
+                            "angles_per_structure", "cover_every_type", "charge_method")
+    test_md = given_options(args, "platform", temperature_K="temperature")
+    return replace(protocol, **changes, test_md=replace(protocol.test_md, **test_md))
 
 
 def default_stability_workers() -> int:
@@ -61,16 +78,11 @@ def _stability(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .pipeline import run_stability
-    from .protocol import get_protocol
 
     molecule = molecule_from_args(args)
-    protocol = get_protocol(args.preset).with_changes(
-        seeds=tuple(args.seeds) if args.seeds else None, n_starts=args.n_starts, test_ps=args.test_ps,
-        temperature_K=args.temperature, training_preset=args.training_preset, md_dtype=args.md_dtype,
-        angles_per_structure=args.angles_per_structure,
-        cover_every_type=False if args.random_draw else None,
-        charge_method=args.charge_method)
+    protocol = protocol_from_args(args)
     out = Path(args.out or f"runs/stability/{molecule.name}_{protocol.name}")
+    print(f"stability preset {protocol.describe()}")
     if args.workers is None and not args.serial and not args.dask_scheduler:
         args.workers = default_stability_workers()
     executor_wanted = (args.workers or 0) > 1 or args.dask_scheduler
@@ -78,10 +90,9 @@ def _stability(args: argparse.Namespace) -> int:
         from ..cli_common import executor_from_args
 
         with executor_from_args(args) as executor:
-            result = run_stability(molecule, out, protocol, executor, progress=not args.quiet,
-                                   md_platform=args.platform)
+            result = run_stability(molecule, out, protocol, executor, progress=not args.quiet)
     else:
-        result = run_stability(molecule, out, protocol, None, progress=not args.quiet, md_platform=args.platform)
+        result = run_stability(molecule, out, protocol, None, progress=not args.quiet)
     from .explain import format_explanations
     from .report import is_underpowered
 

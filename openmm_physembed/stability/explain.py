@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sampling.geometry import angle_values_deg, bond_angles  # noqa: F401  - re-exported
-
-
-def bond_lengths(positions_nm: np.ndarray, bonds: np.ndarray) -> np.ndarray:
-    x = np.asarray(positions_nm, dtype=float)
-    return np.linalg.norm(x[..., bonds[:, 0], :] - x[..., bonds[:, 1], :], axis=-1)
+from ..sampling.geometry import angle_values_deg, bond_angles, bond_lengths
+from .report import record_arm
 
 
 def training_bond_ranges(frames_nm: np.ndarray, bonds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(shortest, longest) length of every bond over a training set's frames (nm)."""
-    lengths = bond_lengths(frames_nm, bonds)
+    lengths = bond_lengths(np.asarray(frames_nm, dtype=float), bonds)
     return lengths.min(axis=0), lengths.max(axis=0)
 
 
@@ -37,12 +33,16 @@ def explain_collapse(record: dict, frames: tuple[np.ndarray, np.ndarray] | None,
                      angle_ranges: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
     """One collapsed trajectory explained (lengths in Angstrom for reading).
 
-    ``angle_ranges`` (method -> (min, max) per :func:`bond_angles` entry, degrees) adds the bonded
-    angle furthest outside its training range at the last intact check: bond-length sampling does
-    not sample angles, so a collapse can start in a bend no training structure showed.
+    ``training_ranges`` and ``angle_ranges`` are keyed by arm; ``angle_ranges`` (arm -> (min, max)
+    per :func:`bond_angles` entry, degrees) adds the bonded angle furthest outside its training
+    range at the last intact check: bond-length sampling does not sample angles, so a collapse can
+    start in a bend no training structure showed. ``record`` is a trajectory record of the report
+    (its arm under ``"arm"``, or ``"method"`` in reports written before the rename).
     """
-    entry = {key: record.get(key) for key in ("method", "seed", "start", "collapse_time_ps", "cause", "description")}
-    own = training_ranges.get(record["method"])
+    arm = record_arm(record)
+    entry = {"arm": arm, **{key: record.get(key) for key in ("seed", "start", "collapse_time_ps", "cause",
+                                                            "description")}}
+    own = training_ranges.get(arm)
     atoms = record.get("atoms")
     if record.get("cause") == "bond" and atoms is not None:
         index = _bond_index(bonds, atoms)
@@ -68,7 +68,7 @@ def explain_collapse(record: dict, frames: tuple[np.ndarray, np.ndarray] | None,
         }
         entry["verdict"] = ("outside the training range before the collapse"
                             if beyond[worst] > 0 else "inside the training range at the last check")
-        own_angles = (angle_ranges or {}).get(record["method"])
+        own_angles = (angle_ranges or {}).get(arm)
         if own_angles is not None:
             angles = bond_angles(bonds)
             values = angle_values_deg(intact, angles)
@@ -92,12 +92,13 @@ def _bond_index(bonds: np.ndarray, atoms) -> int | None:
     return None
 
 
-def format_explanations(explanations: list[dict], method: str = "augmented") -> str:
+def format_explanations(explanations: list[dict], arm: str = "augmented") -> str:
+    """One console line per collapse of ``arm`` (explanations of old reports carry ``"method"``)."""
     lines = []
     for e in explanations:
-        if e.get("method") != method:
+        if record_arm(e) != arm:
             continue
-        line = f"  {method} seed {e['seed']} start {e['start']} at {e['collapse_time_ps']:.3f} ps: {e['description']}"
+        line = f"  {arm} seed {e['seed']} start {e['start']} at {e['collapse_time_ps']:.3f} ps: {e['description']}"
         bond = e.get("bond")
         if bond:
             ranges = ", ".join(f"{m} {lo:.2f}-{hi:.2f}" for m, (lo, hi) in bond["training_range_A"].items())

@@ -245,9 +245,9 @@ def one_arm_fit(k, t) -> tuple[float, float]:
 
 def per_model_counts(records: list[dict], test_ps: float, timestep_fs: float, arm: str) -> dict[int, tuple[int, float]]:
     """``{training seed: (collapses, exposure ps)}`` of one arm's trajectory records."""
-    from .report import collapsed_flags, survival_times_ps
+    from .report import collapsed_flags, record_arm, survival_times_ps
 
-    mine = [r for r in records if r["method"] == arm]
+    mine = [r for r in records if record_arm(r) == arm]
     out = {}
     for seed in sorted({int(r["seed"]) for r in mine}):
         rs = [r for r in mine if int(r["seed"]) == seed]

@@ -11,8 +11,9 @@ reuse finished files and per-structure caches, training skips finished seeds.
 from __future__ import annotations
 
 import time
+import warnings
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,15 @@ from ..errors import StabilityError
 from ..io import read_extxyz, read_json, write_json
 from .protocol import StabilityProtocol
 from .replica_md import ReplicaMDSettings, run_replica_stability
-from .report import summarize
+from .report import ARMS, record_arm, summarize
 
-METHODS = ("baseline", "augmented")
+
+def __getattr__(name: str):
+    if name == "METHODS":
+        warnings.warn("stability.pipeline.METHODS is deprecated; use stability.report.ARMS", DeprecationWarning,
+                      stacklevel=2)
+        return ARMS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,11 @@ class StabilityResult:
     molecule: str
     out_dir: Path
     report_path: Path
-    summaries: dict  # method -> MethodSummary dict
+    summaries: dict  # arm -> ArmSummary dict
     plots: dict  # name -> PNG path
     wall_s: float
     comparison: dict = None  # rate ratio, p-value, log-rank (augmented vs baseline)
-    per_seed: dict = None  # method -> seed -> hazard
+    per_seed: dict = None  # arm -> seed -> hazard
     collapses: list = None  # every collapse explained (explain.explain_collapse)
 
     def text(self) -> str:
@@ -49,11 +56,21 @@ class StabilityResult:
 def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityProtocol = StabilityProtocol(),
                   executor: Executor | None = None, progress: bool = True, md_platform: str | None = None,
                   log=print) -> StabilityResult:
-    """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths."""
+    """Run (or resume) the stability benchmark of one molecule; returns the summary and file paths.
+
+    ``protocol`` defaults to the published one (GPU-sized); ``get_protocol("quick")`` and
+    ``get_protocol("cpu")`` are the CPU-sized presets. The test MD runs on ``protocol.test_md.platform``;
+    ``md_platform`` is deprecated (set that field with :func:`dataclasses.replace`).
+    """
+    if md_platform is not None:
+        warnings.warn("run_stability(md_platform=...) is deprecated; set the protocol's test_md.platform: "
+                      "replace(protocol, test_md=replace(protocol.test_md, platform=...))", DeprecationWarning,
+                      stacklevel=2)
+        protocol = replace(protocol, test_md=replace(protocol.test_md, platform=md_platform))
     from ..labelling.labeller import label_structures
     from ..sampling.angle_sampling import AngleSamplingParameters
     from ..sampling.augment import run_augmentation
-    from ..sampling.bond_sampling import BondSamplingParameters
+    from ..sampling.bond_parameters import BondSamplingParameters
     from ..sampling.reference_md import GasPhaseMDProtocol, run_gas_phase_md
     from ..training.mace_train import train_mace
 
@@ -104,15 +121,16 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     # 4. MACE models, every seed, for both datasets.
     t0 = time.perf_counter()
     models = {}
-    for method in METHODS:
-        models[method] = train_mace(labelled[method].out_path, labelled["valid"].out_path, out / "models" / method,
-                                    preset=protocol.training_preset, seeds=protocol.seeds,
-                                    e0s=labelled[method].e0s_path, overrides=protocol.training_overrides or None,
-                                    executor=executor, progress=progress)
+    for arm in ARMS:
+        models[arm] = train_mace(labelled[arm].out_path, labelled["valid"].out_path, out / "models" / arm,
+                                 preset=protocol.training_preset, seeds=protocol.seeds,
+                                 e0s=labelled[arm].e0s_path, overrides=protocol.training_overrides or None,
+                                 executor=executor, progress=progress)
     wall["training_s"] = time.perf_counter() - t0
-    for method in METHODS:
-        rmse = ", ".join(f"{m.valid_forces_rmse_mev_per_angstrom:.0f}" for m in models[method])
-        log(f"[4/5] {method}: {len(models[method])} models, validation force RMSE {rmse} meV/A")
+    for arm in ARMS:
+        rmse = ", ".join(f"{m.valid_forces_rmse_mev_per_angstrom:.0f}" for m in models[arm])
+        log(f"[4/5] {arm}: {len(models[arm])} models (MACE preset {protocol.training_preset!r}), "
+            f"validation force RMSE {rmse} meV/A")
 
     # 5. Batched high-temperature MD from the same random GAFF structures for every model.
     t0 = time.perf_counter()
@@ -124,24 +142,24 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     start_frames = np.sort(rng.choice(len(trajectory), size=protocol.n_starts, replace=False))
     starts = trajectory[start_frames].astype(float)
     def md_settings(training_seed: int) -> ReplicaMDSettings:
-        dynamics = protocol.test_md.with_changes(seed=protocol.seed + 100 * training_seed, platform=md_platform)
+        dynamics = replace(protocol.test_md, seed=protocol.seed + 100 * training_seed)
         return ReplicaMDSettings(dynamics, n_steps=protocol.test_steps, check_interval=protocol.check_interval,
                                  dtype=protocol.md_dtype, bond_tolerance_nm=protocol.bond_tolerance_nm,
                                  overlap_distance_nm=protocol.overlap_distance_nm)
 
     jobs = [dict(model_path=str(model.model_path), symbols=molecule.symbols, masses=molecule.masses_amu,
-                 bonds=bonds, r0=r0, starts=starts, out_dir=str(out / "md" / method / f"seed_{model.seed}"),
+                 bonds=bonds, r0=r0, starts=starts, out_dir=str(out / "md" / arm / f"seed_{model.seed}"),
                  settings=md_settings(model.seed),
-                 progress=f"{method} seed {model.seed}" if progress and executor is None else None,
-                 method=method, seed=model.seed)
-            for method in METHODS for model in models[method]]
+                 progress=f"{arm} seed {model.seed}" if progress and executor is None else None,
+                 arm=arm, seed=model.seed)
+            for arm in ARMS for model in models[arm]]
     outcomes = _run_md_jobs(jobs, executor, progress, log)
     wall["stability_md_s"] = time.perf_counter() - t0
 
     records = []
     for job, job_outcomes in zip(jobs, outcomes):
         for outcome in job_outcomes:
-            records.append({"method": job["method"], "seed": job["seed"], "start": outcome["start"],
+            records.append({"arm": job["arm"], "seed": job["seed"], "start": outcome["start"],
                             "start_frame": int(start_frames[outcome["start"]]), **outcome,
                             "collapse_time_ps": (protocol.test_md.ps(outcome["collapse_step"])
                                                  if outcome["collapse_step"] is not None else None)})
@@ -179,7 +197,7 @@ def _run_md_jobs(jobs: list[dict], executor: Executor | None, progress: bool, lo
                 results[k] = future.result()
                 if progress:
                     collapsed = sum(not o["stable"] for o in results[k])
-                    log(f"      MD done: {jobs[k]['method']} seed {jobs[k]['seed']}, "
+                    log(f"      MD done: {jobs[k]['arm']} seed {jobs[k]['seed']}, "
                         f"{collapsed}/{len(results[k])} collapsed")
             if bar is not None:
                 covered, collapsed = _md_progress(jobs, results)
@@ -229,19 +247,19 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
     from .plots import plot_collapse_bars, plot_survival
     from .report import PUBLISHED_P100, compare_arms, format_report, model_level, per_seed
 
-    by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
+    by_arm = {arm: [r for r in records if record_arm(r) == arm] for arm in ARMS}
     published = PUBLISHED_P100.get(molecule.name, {})
-    summaries = {m: summarize(m, rs, protocol.test_ps, protocol.test_md.timestep_fs, published.get(m)).as_dict()
-                 for m, rs in by_method.items()}
-    comparison = compare_arms(by_method["augmented"], by_method["baseline"], protocol.test_ps, protocol.test_md.timestep_fs)
+    summaries = {arm: summarize(arm, rs, protocol.test_ps, protocol.test_md.timestep_fs, published.get(arm)).as_dict()
+                 for arm, rs in by_arm.items()}
+    comparison = compare_arms(by_arm["augmented"], by_arm["baseline"], protocol.test_ps, protocol.test_md.timestep_fs)
     comparison["model_level"] = model_level(records, protocol.test_ps, protocol.test_md.timestep_fs)
-    seeds = {m: per_seed(rs, protocol.test_ps, protocol.test_md.timestep_fs) for m, rs in by_method.items()}
+    seeds = {arm: per_seed(rs, protocol.test_ps, protocol.test_md.timestep_fs) for arm, rs in by_arm.items()}
     title = (f"{molecule.name}: {protocol.temperature_K:g} K, {protocol.test_ps:g} ps, "
              f"{len(protocol.seeds)} seeds x {protocol.n_starts} starts")
     plots = {
         "collapse_probability": plot_collapse_bars({molecule.name: summaries}, out / "collapse_probability.png",
                                                    title),
-        "survival": plot_survival(by_method, protocol.test_ps, protocol.test_md.timestep_fs, out / "survival.png", title,
+        "survival": plot_survival(by_arm, protocol.test_ps, protocol.test_md.timestep_fs, out / "survival.png", title,
                                   hazards=summaries),
         "bond_length_distributions": augmentation.plot_path,
     }
@@ -258,10 +276,10 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
         "collapses": explanations or [],
         "augmentation_coverage": augmentation.coverage,
         "text": format_report(molecule.name, summaries, comparison, seeds),
-        "models": {m: [{"seed": t.seed, "model_path": str(t.model_path),
-                        "valid_energy_rmse_mev_per_atom": t.valid_energy_rmse_mev_per_atom,
-                        "valid_forces_rmse_mev_per_angstrom": t.valid_forces_rmse_mev_per_angstrom}
-                       for t in models[m]] for m in METHODS},
+        "models": {arm: [{"seed": t.seed, "model_path": str(t.model_path),
+                          "valid_energy_rmse_mev_per_atom": t.valid_energy_rmse_mev_per_atom,
+                          "valid_forces_rmse_mev_per_angstrom": t.valid_forces_rmse_mev_per_angstrom}
+                         for t in models[arm]] for arm in ARMS},
         "trajectories": records,
         "wall_time_s": {**wall, "total_s": total_s},
         "plots": {k: str(v) for k, v in plots.items()},
@@ -279,23 +297,19 @@ def _write_report(molecule, out: Path, protocol: StabilityProtocol, records, mod
 
 def _explain(records, jobs, molecule, params, training_files) -> list[dict]:
     """Every collapse against the training sets' bond ranges (see :mod:`.explain`)."""
-    from .explain import (
-        bond_angles,
-        explain_collapse,
-        training_angle_ranges,
-        training_bond_ranges,
-    )
+    from ..sampling.geometry import bond_angles
+    from .explain import explain_collapse, training_angle_ranges, training_bond_ranges
     from .replica_md import load_collapse_frames
 
     bonds = np.array([(b.atom1, b.atom2) for b in params.bonds], dtype=int)
     r0 = np.array([b.r0 for b in params.bonds])
     types = [f"{b.type1}-{b.type2}" for b in params.bonds]
     ranges, angle_ranges = {}, {}
-    for method, path in training_files.items():
+    for arm, path in training_files.items():
         frames = np.array([atoms.get_positions() for atoms in read_extxyz(path)]) * 0.1  # Angstrom -> nm
-        ranges[method] = training_bond_ranges(frames, bonds)
-        angle_ranges[method] = training_angle_ranges(frames, bond_angles(bonds))
-    frames_by_job = {(job["method"], job["seed"]): load_collapse_frames(job["out_dir"]) for job in jobs}
-    return [explain_collapse(r, frames_by_job[(r["method"], r["seed"])].get(r["start"]), bonds, r0, types,
+        ranges[arm] = training_bond_ranges(frames, bonds)
+        angle_ranges[arm] = training_angle_ranges(frames, bond_angles(bonds))
+    frames_by_job = {(job["arm"], job["seed"]): load_collapse_frames(job["out_dir"]) for job in jobs}
+    return [explain_collapse(r, frames_by_job[(record_arm(r), r["seed"])].get(r["start"]), bonds, r0, types,
                              molecule.symbols, ranges, angle_ranges)
             for r in records if not r["stable"]]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..plotting import pyplot as _pyplot
 from ..plotting import save_figure as _save
-from .report import survival_curve
+from .report import ARMS, survival_curve
 
 COLORS = {"baseline": "tab:blue", "augmented": "tab:green"}
 
@@ -22,22 +22,21 @@ def save_figure(fig, ax, path: str | Path, title: str = "", legend_size: int = 8
 
 
 def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, title: str = "") -> Path:
-    """``summaries[molecule][method]`` -> MethodSummary dicts; grouped bars with Wilson 95% intervals."""
+    """``summaries[molecule][arm]`` -> ArmSummary dicts; grouped bars with Wilson 95% intervals."""
     plt = _pyplot()
     molecules = list(summaries)
-    methods = ["baseline", "augmented"]
     x = np.arange(len(molecules))
     width = 0.38
     fig, ax = plt.subplots(figsize=(max(4, 2.2 * len(molecules)), 3.6))
-    for offset, method in zip((-width / 2, width / 2), methods):
-        values = [100 * summaries[m][method]["collapse_probability"] for m in molecules]
-        low = [100 * summaries[m][method]["collapse_probability_ci95"][0] for m in molecules]
-        high = [100 * summaries[m][method]["collapse_probability_ci95"][1] for m in molecules]
+    for offset, arm in zip((-width / 2, width / 2), ARMS):
+        values = [100 * summaries[m][arm]["collapse_probability"] for m in molecules]
+        low = [100 * summaries[m][arm]["collapse_probability_ci95"][0] for m in molecules]
+        high = [100 * summaries[m][arm]["collapse_probability_ci95"][1] for m in molecules]
         err = [np.subtract(values, low), np.subtract(high, values)]
-        bars = ax.bar(x + offset, values, width, yerr=err, capsize=3, color=COLORS[method],
-                      label="plain frames" if method == "baseline" else "bond-length sampling")
+        bars = ax.bar(x + offset, values, width, yerr=err, capsize=3, color=COLORS[arm],
+                      label="plain frames" if arm == "baseline" else "bond-length sampling")
         for bar, m in zip(bars, molecules):
-            s = summaries[m][method]
+            s = summaries[m][arm]
             ax.annotate(f"{s['n_collapsed']}/{s['n_trajectories']}", (bar.get_x() + bar.get_width() / 2, 1),
                         ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, molecules)
@@ -46,18 +45,18 @@ def plot_collapse_bars(summaries: dict[str, dict[str, dict]], path: str | Path, 
     return save_figure(fig, ax, path, title)
 
 
-def plot_survival(records_by_method: dict[str, list[dict]], test_ps: float, timestep_fs: float,
+def plot_survival(records_by_arm: dict[str, list[dict]], test_ps: float, timestep_fs: float,
                   path: str | Path, title: str = "", hazards: dict[str, dict] | None = None) -> Path:
     """Kaplan-Meier survival of each arm with its 95% band; the legend gives collapses / exposure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for method, records in records_by_method.items():
+    for arm, records in records_by_arm.items():
         curve = survival_curve(records, test_ps, timestep_fs)
-        color = COLORS.get(method)
-        label = f"{method} (n = {len(records)})"
-        if hazards and method in hazards:
-            h = hazards[method]
-            label = (f"{method}: {h['n_collapsed']}/{h['n_trajectories']} collapsed, "
+        color = COLORS.get(arm)
+        label = f"{arm} (n = {len(records)})"
+        if hazards and arm in hazards:
+            h = hazards[arm]
+            label = (f"{arm}: {h['n_collapsed']}/{h['n_trajectories']} collapsed, "
                      f"{h['exposure_ps']:.0f} ps, P(100 ps) {100 * h['p100'][0]:.0f}%")
         ax.step(curve.time_ps, 100 * curve.survival, where="post", color=color, label=label)
         ax.fill_between(curve.time_ps, 100 * curve.low, 100 * curve.high, step="post", color=color, alpha=0.2,

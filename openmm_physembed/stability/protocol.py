@@ -1,7 +1,16 @@
-"""The stability benchmark protocol: published defaults and a CPU-sized quick preset."""
+"""The stability benchmark protocol: the published defaults and the named CPU presets.
+
+``StabilityProtocol()`` is the published protocol (GPU-sized), as ``train_mace``'s default MACE
+preset is the paper's; the CPU-sized runs are the named presets of :data:`PRESETS`. Each preset
+names the MACE training preset it trains (``training_preset``): the stability preset ``quick``
+trains the MACE preset ``cpu``, not the MACE preset ``quick`` (see its comment below).
+Change fields with :func:`dataclasses.replace`, e.g. ``replace(protocol, test_md=replace(
+protocol.test_md, temperature_K=600.0))``.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 from ..simulation.dynamics import Dynamics
@@ -18,6 +27,10 @@ class StabilityProtocol:
     seed. Test: ``n_starts`` random GAFF-trajectory structures per model, Langevin MD under
     ``test_md`` for ``test_ps``; collapse = a bond off its GAFF r0 by more
     than ``bond_tolerance_nm`` or two non-bonded atoms closer than ``overlap_distance_nm``.
+    The OpenMM platform of the test MD is ``test_md.platform`` (None: automatic).
+
+    The defaults are the published protocol (``PRESETS["paper"]``); the CPU-sized protocols are
+    the named presets ``quick`` and ``cpu`` (:func:`get_protocol`).
     """
 
     name: str = "paper"
@@ -45,6 +58,11 @@ class StabilityProtocol:
     cover_every_type: bool = False
     charge_method: str = "bcc"
     seed: int = 2024
+    # What a preset is for, for --help and the console; not part of the experiment.
+    purpose: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @property
     def temperature_K(self) -> float:
@@ -59,22 +77,39 @@ class StabilityProtocol:
     def reference_steps(self) -> int:
         return int(round(self.reference_ps * 1000.0 / self.reference_md.timestep_fs))
 
+    def describe(self) -> str:
+        """One line: the preset, the MACE preset it trains and the size of the test."""
+        seeds = len(self.seeds)
+        extras = [f"{self.angles_per_structure} angle bend(s) per augmented structure" if self.angles_per_structure
+                  else "bond-length sampling alone", "every bond/angle type covered" if self.cover_every_type
+                  else "the paper's random draw"]
+        # A preset's purpose (its run time, say) no longer holds once a field was changed.
+        purpose = self.purpose if self.purpose and PRESETS.get(self.name) == self else ""
+        return (f"{self.name}: MACE preset {self.training_preset!r}, {seeds} seed{'s' * (seeds != 1)} x "
+                f"{self.n_starts} starts x {self.test_ps:g} ps at {self.temperature_K:g} K; " + ", ".join(extras)
+                + (f" ({purpose})" if purpose else ""))
+
     def with_changes(self, temperature_K: float | None = None, **changes) -> "StabilityProtocol":
-        """A copy with other fields; ``temperature_K`` is the test MD's. None keeps a value."""
-        test_md = self.test_md.with_changes(temperature_K=temperature_K)
+        """Deprecated: use :func:`dataclasses.replace` (the test temperature is ``test_md.temperature_K``)."""
+        warnings.warn("StabilityProtocol.with_changes is deprecated; use dataclasses.replace(protocol, ...) and "
+                      "replace(protocol.test_md, temperature_K=...) for the test temperature",
+                      DeprecationWarning, stacklevel=2)
+        test_md = self.test_md if temperature_K is None else replace(self.test_md, temperature_K=temperature_K)
         return replace(self, test_md=test_md, **{k: v for k, v in changes.items() if v is not None})
 
 
 PRESETS: dict[str, StabilityProtocol] = {
     # The published protocol, for a GPU: 5 seeds x 20 starts x 100 ps per dataset.
-    "paper": StabilityProtocol(),
+    "paper": StabilityProtocol(purpose="the published protocol, for a GPU"),
     # About 15 min on 2 CPU cores: the 'cpu' MACE preset (~4 min per model, two at a time), 2 seeds
     # x 10 starts x 5 ps = 100 trajectory-ps per arm. Too small to separate the arms (~1.5 expected
     # baseline collapses at the published hazard): it shows the pipeline, the 'cpu' preset the
-    # effect. The 30-epoch 'quick' MACE preset leaves models so under-trained (force RMSE ~110-160
-    # meV/A) that both datasets collapse within 2 ps and nothing is learnt.
+    # effect. It trains the MACE preset 'cpu', not the MACE preset 'quick': the 30-epoch 'quick'
+    # MACE preset leaves models so under-trained (force RMSE ~110-160 meV/A) that both datasets
+    # collapse within 2 ps and nothing is learnt.
     "quick": StabilityProtocol(name="quick", training_preset="cpu", seeds=(0, 1), n_starts=10, test_ps=5.0,
-                               angles_per_structure=1, cover_every_type=True),
+                               angles_per_structure=1, cover_every_type=True,
+                               purpose="~15 min on 2 CPU cores; shows the pipeline, too small to separate the arms"),
     # Sized at the model level, the unit of replication (benchmarks/stability/model_level_design.py,
     # results/stability/design/): per-model hazards of the committed baseline arms vary with a
     # gamma CV^2 of 0.75-1.06, so the trajectory-level test of 4 models x 20 starts calls equal arms
@@ -87,7 +122,8 @@ PRESETS: dict[str, StabilityProtocol] = {
     # reserves a structure for every bond and bendable angle type (sampling/coverage.py). README
     # "Stability results".
     "cpu": StabilityProtocol(name="cpu", training_preset="cpu", seeds=tuple(range(10)), n_starts=8, test_ps=12.5,
-                             angles_per_structure=1, cover_every_type=True),
+                             angles_per_structure=1, cover_every_type=True,
+                             purpose="sized to separate the arms on 2 CPU cores, ~1.5 h per molecule"),
 }
 
 

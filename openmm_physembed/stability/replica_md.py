@@ -1,8 +1,9 @@
 """Batched high-temperature MD of many copies of one molecule with one MACE model.
 
 All surviving replicas run in one OpenMM Context: one residue per replica and MACE edges only
-within a residue (``add_mace_force(..., replicas="residue")``), so copies overlap in space without
-interacting. Every ``check_interval`` steps the collapse detector inspects each replica; a
+within a residue (``add_mace_force(..., replicas="residue")``, as ``physembed md --replicas``),
+so copies overlap in space without interacting. A copy is a residue by construction
+(``copies_topology``), whatever the molecule's own bonds (a salt's two ions stay one replica). Every ``check_interval`` steps the collapse detector inspects each replica; a
 collapsed replica is recorded and *removed*: the Context is rebuilt with the survivors, carrying
 their positions and velocities, so one broken copy (NaN included) never stops the others.
 

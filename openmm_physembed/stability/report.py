@@ -1,7 +1,8 @@
 """Summaries of stability outcomes: per arm, per seed and between the arms.
 
-Pure functions over the per-trajectory records the pipeline writes (``stable``,
-``collapse_step``, ``seed``, ...). Besides the fixed-length collapse fraction (with its Wilson
+Pure functions over the per-trajectory records the pipeline writes (``arm``, ``stable``,
+``collapse_step``, ``seed``, ...; reports written before the rename name the arm ``method``, and
+:func:`record_arm` reads both). Besides the fixed-length collapse fraction (with its Wilson
 interval) every summary carries the survival statistics of :mod:`.survival`: exposure, hazard
 with its exact interval and the implied probability of collapse within the published 100 ps,
 printed beside the published percentage.
@@ -9,11 +10,15 @@ printed beside the published percentage.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import survival
+
+#: The two arms of the experiment: models trained on the plain frames and on the augmented set.
+ARMS = ("baseline", "augmented")
 
 #: Published collapse probabilities within 100 ps at 800 K (MACE, 50 structures; Hu, Hou & Jiang, Fig. 2c).
 PUBLISHED_P100: dict[str, dict[str, float]] = {
@@ -25,9 +30,18 @@ PUBLISHED_P100: dict[str, dict[str, float]] = {
 }
 
 
+def record_arm(record: dict) -> str:
+    """The arm of a trajectory record or collapse explanation, new key ``arm`` or old key ``method``.
+
+    >>> record_arm({"arm": "augmented"}), record_arm({"method": "baseline"})
+    ('augmented', 'baseline')
+    """
+    return record["arm"] if "arm" in record else record["method"]
+
+
 @dataclass(frozen=True)
-class MethodSummary:
-    method: str
+class ArmSummary:
+    arm: str
     n_trajectories: int
     n_collapsed: int
     collapse_probability: float  # fraction collapsed within test_ps
@@ -66,13 +80,13 @@ def hazard(records: list[dict], test_ps: float, timestep_fs: float) -> survival.
     return survival.hazard_estimate(survival_times_ps(records, test_ps, timestep_fs), collapsed_flags(records))
 
 
-def summarize(method: str, records: list[dict], test_ps: float, timestep_fs: float,
-              published_p100: float | None = None) -> MethodSummary:
+def summarize(arm: str, records: list[dict], test_ps: float, timestep_fs: float,
+              published_p100: float | None = None) -> ArmSummary:
     n = len(records)
     k = int(collapsed_flags(records).sum())
     times = survival_times_ps(records, test_ps, timestep_fs)
     h = hazard(records, test_ps, timestep_fs)
-    return MethodSummary(method, n, k, k / n if n else float("nan"), wilson_interval(k, n),
+    return ArmSummary(arm, n, k, k / n if n else float("nan"), wilson_interval(k, n),
                          float(times.mean()) if n else float("nan"), test_ps, h.exposure_ps,
                          h.hazard_per_ps.as_list(), h.p_collapse_within_horizon.as_list(), published_p100)
 
@@ -131,10 +145,10 @@ def format_report(molecule: str, summaries: dict[str, dict], comparison: dict, s
     lines = [f"{molecule}: collapses per trajectory-ps (exact 95% intervals); P(collapse in 100 ps) = 1 - exp(-100 h)"]
     lines.append(f"  {'arm':<10} {'collapsed':>10} {'exposure ps':>12} {'hazard 1/ps':>28} "
                  f"{'P(100 ps)':>22} {'published':>9}")
-    for method, s in summaries.items():
+    for arm, s in summaries.items():
         h, p = s["hazard_per_ps"], s["p100"]
         published = s.get("published_p100")
-        lines.append(f"  {method:<10} {s['n_collapsed']:>4}/{s['n_trajectories']:<5} {s['exposure_ps']:>12.1f} "
+        lines.append(f"  {arm:<10} {s['n_collapsed']:>4}/{s['n_trajectories']:<5} {s['exposure_ps']:>12.1f} "
                      f"{h[0]:>9.2e} [{h[1]:.1e}, {h[2]:.1e}] {100 * p[0]:>7.1f}% [{100 * p[1]:.0f}-{100 * p[2]:.0f}%] "
                      f"{'' if published is None else f'{100 * published:.0f}%':>9}")
     rr = comparison["rate_ratio"]
@@ -151,10 +165,10 @@ def format_report(molecule: str, summaries: dict[str, dict], comparison: dict, s
                      + (f", between-model CV^2 {alpha:.2f}" if alpha is not None else ""))
         lines.append("  " + claim_level(comparison))
     if seeds:
-        for method, by_seed in seeds.items():
+        for arm, by_seed in seeds.items():
             parts = [f"seed {k}: {v['collapses']}/{v['n_trajectories']} in {v['exposure_ps']:.0f} ps"
                      for k, v in by_seed.items()]
-            lines.append(f"  {method:<10} " + "; ".join(parts))
+            lines.append(f"  {arm:<10} " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -180,3 +194,11 @@ def is_underpowered(summaries: dict[str, dict], alpha: float = 0.01) -> bool:
     if exposure_b <= 0:
         return True
     return survival.power_zero_events(rate * exposure_b, exposure_a / exposure_b, alpha) < 0.8
+
+
+def __getattr__(name: str):
+    if name == "MethodSummary":
+        warnings.warn("stability.report.MethodSummary is deprecated; it is ArmSummary (field 'arm')",
+                      DeprecationWarning, stacklevel=2)
+        return ArmSummary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -83,7 +83,7 @@ def train_mace(
     train_file: str | Path,
     valid_file: str | Path,
     out_dir: str | Path,
-    preset: str | TrainingPreset = "quick",
+    preset: str | TrainingPreset = "paper",
     seeds: Sequence[int] = (0,),
     e0s: Mapping[int, float] | str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -103,6 +103,9 @@ def train_mace(
         One ``seed_<k>`` run directory per seed is made here.
     preset
         A name in :data:`~openmm_physembed.training.presets.TRAINING_PRESETS` or a preset.
+        Default ``"paper"``, the published single-molecule settings (GPU-sized), as
+        ``StabilityProtocol()`` is the published protocol; name ``"quick"`` or ``"cpu"`` for a
+        CPU-sized model.
     seeds
         Random seeds; each gives an independent model.
     e0s
