@@ -117,7 +117,7 @@ def cso_system(box, variant: str, cutoff_nm: float):
 
 def mace_system(box, model_path: Path, dtype: str, with_cso: bool, cutoff_nm: float):
     if with_cso:
-        from openmm_physembed.potentials.corrected import CorrectedMACESystem
+        from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
 
         return CorrectedMACESystem(model_path, box.topology, box.positions_nm, alpha=0.05, a1=0.6,
                                    cutoff_nm=cutoff_nm, dtype=dtype).system

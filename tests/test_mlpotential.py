@@ -382,8 +382,8 @@ def test_interpolation_refuses_the_correction(model, paracetamol):
 # ---------------------------------------------------------------------------------------------- correction
 def test_create_system_with_correction_equals_corrected_mace_system(model, ec_box, tmp_path):
     """A fit file for this model adds the same CSO forces as CorrectedMACESystem with its values."""
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
-    from openmm_physembed.potentials.corrections import CSOCorrection, file_sha256
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
+    from openmm_physembed.potentials.correction_choice import CSOCorrection, file_sha256
     from openmm_physembed.potentials.cso import cso_forces
 
     box = ec_box
@@ -401,7 +401,7 @@ def test_create_system_with_correction_equals_corrected_mace_system(model, ec_bo
 
 
 def test_published_correction_warns_and_other_models_fit_is_refused(model, paracetamol, tmp_path):
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.potentials.cso import cso_forces
 
     topology, positions = paracetamol

@@ -36,7 +36,7 @@ correction, positions, forceCorrection
     Add the CSO term (``createSystem`` only): ``correction`` is a published name
     (``"mace-off23-small"``, ``"mace-ec-emc"``), a file from ``physembed fit-a1`` (refused when
     fitted for another model file unless ``forceCorrection=True``), explicit values
-    ``{"alpha": ..., "a1": ...}`` or a :class:`~.corrections.CSOCorrection`; ``positions``
+    ``{"alpha": ..., "a1": ...}`` or a :class:`~.correction_choice.CSOCorrection`; ``positions``
     (Quantity or nm) fix the D3 coordination numbers. There is no default correction.
 correctionCutoff, correctionSwitchDistance
     CSO cutoff (default 1.2 nm) and optional switching distance, Quantity or nm (periodic boxes).
@@ -109,7 +109,7 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
         ``system`` may be empty (openmm-ml's interpolation): ``atoms`` are then checked against
         ``topology`` and the MACE is a PythonForce (see the module docstring).
         """
-        from .corrections import choose_correction
+        from .correction_choice import choose_correction
         from .cso import DEFAULT_CUTOFF_NM, add_cso_correction, length_nm
         from .mace_force import (
             ENERGY_TYPES,

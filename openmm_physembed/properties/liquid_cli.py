@@ -62,10 +62,10 @@ def add_correction_options(parser: argparse.ArgumentParser) -> None:
 
 
 def correction_from_args(args: argparse.Namespace, required: bool = False):
-    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` the options choose, or
+    """The :class:`~openmm_physembed.potentials.correction_choice.CSOCorrection` the options choose, or
     ``None`` for no correction (no option, or ``--alpha 0`` alone); ``required`` refuses ``None``."""
     from ..errors import PropertyError
-    from ..potentials.corrections import choose_correction
+    from ..potentials.correction_choice import choose_correction
 
     off = args.correction is None and args.a1 is None and not args.alpha
     chosen = None if off else choose_correction(args.correction, alpha=args.alpha, a1=args.a1,
