@@ -196,6 +196,10 @@ def main(argv=None) -> dict:
         systems["mace+cso"] = mace_system(box, model_path, args.dtype, True, args.cutoff_nm)
         steps["mace"] = steps["mace+cso"] = args.mace_steps
 
+    if args.platform in ("CPU", "Reference"):  # for this whole script, as MDEngine runs a TorchForce there
+        from openmm_physembed.torch_device import set_torchscript_optimization
+
+        set_torchscript_optimization(False)
     contexts = {name: make_context(system, box, args.platform, args.threads) for name, system in systems.items()}
     for name, context in contexts.items():  # warm-up: neighbour lists, TorchScript profiling runs
         context.getIntegrator().step(2)

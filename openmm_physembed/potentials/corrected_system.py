@@ -54,7 +54,8 @@ class CorrectedMACESystem:
     cutoff_nm
         CSO cutoff for periodic systems (long-range correction beyond it); nm or a Quantity.
     dtype, precision
-        MACE precision: ``"float64"``/``"double"`` (default) or ``"float32"``/``"single"``.
+        MACE precision: ``"float64"``/``"double"`` or ``"float32"``/``"single"``; default the
+        model file's own, as :func:`.mace_force.add_mace_force` and ``MLPotential('physembed-mace')``.
     cso_force_group
         Force group of the CSO forces; default the lowest one the MACE force does not use.
     molecule_index, reference_positions_nm, switch_distance_nm, long_range_correction, parameter_derivatives
@@ -87,7 +88,7 @@ class CorrectedMACESystem:
                  parameter_derivatives: Sequence[str] = DERIVATIVE_PARAMETERS, **mace_kwargs):
         import openmm
 
-        from .mace_force import resolve_dtype
+        from .mace_model import resolve_dtype
 
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -97,7 +98,7 @@ class CorrectedMACESystem:
             )
         self.correction = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path,
                                             force=force_correction)
-        dtype = resolve_dtype(dtype, precision) or "float64"
+        dtype = resolve_dtype(dtype, precision)
         n_atoms = topology.getNumAtoms()
         positions = _positions_nm(positions_nm, n_atoms)
 

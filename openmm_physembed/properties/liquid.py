@@ -47,7 +47,7 @@ class LiquidSpec:
 def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, alpha: float | None = None,
                        a1: float | None = None, s6: float | None = None, cso_cutoff_nm: float = 1.2,
                        cso_switch_nm: float | None = None, gaff_cutoff_nm: float = 1.0, charge_method: str = "bcc",
-                       dtype: str = "float64", label: str | None = None, *, correction=None,
+                       dtype: str | None = None, label: str | None = None, *, correction=None,
                        force_correction: bool = False) -> LiquidSetup:
     """Pack the box and build base + CSO; returns a picklable :class:`LiquidSetup`.
 
@@ -58,7 +58,7 @@ def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, a
     Neither, or ``alpha = 0`` alone, builds it switched off (alpha = 0).
     ``cso_switch_nm`` switches the CSO smoothly off between it and the cutoff (continuous energy:
     better energy conservation and a pressure tensor free of cutoff-crossing noise). ``dtype``
-    is the MACE precision (``"single"``/``"double"`` also accepted).
+    is the MACE precision (``"single"``/``"double"`` also accepted; default the model file's own).
     """
     from ..potentials.correction_choice import CSOCorrection, choose_correction
 

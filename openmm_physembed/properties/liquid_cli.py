@@ -22,8 +22,9 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cso-switch", type=float, default=None,
                         help="switch the CSO off smoothly from this distance (nm) to the cutoff")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default="float32", help="MACE precision (single = float32, double = float64)")
+    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default=None,
+                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
     parser.add_argument("--pressure", type=float, default=1.0, help="bar")
     parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")

@@ -225,8 +225,9 @@ def _register_volume_scan(subparsers) -> None:
     parser.add_argument("--dataset", required=True,
                         help="directory of `physembed liquid-dataset` (test_scan.extxyz, topology.pdb)")
     add_correction_options(parser)
-    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default="float64")
+    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default=None,
+                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
     parser.add_argument("--platform", default=None)
     parser.add_argument("-o", "--out", default=None, help="output directory (default DATASET/volume_scan)")
     parser.set_defaults(handler=_volume_scan)
