@@ -117,7 +117,7 @@ def cso_system(box, variant: str, cutoff_nm: float):
 
 def mace_system(box, model_path: Path, dtype: str, with_cso: bool, cutoff_nm: float):
     if with_cso:
-        from openmm_physembed.potentials.corrected import CorrectedMACESystem
+        from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
 
         return CorrectedMACESystem(model_path, box.topology, box.positions_nm, alpha=0.05, a1=0.6,
                                    cutoff_nm=cutoff_nm, dtype=dtype).system
@@ -196,6 +196,10 @@ def main(argv=None) -> dict:
         systems["mace+cso"] = mace_system(box, model_path, args.dtype, True, args.cutoff_nm)
         steps["mace"] = steps["mace+cso"] = args.mace_steps
 
+    if args.platform in ("CPU", "Reference"):  # for this whole script, as MDEngine runs a TorchForce there
+        from openmm_physembed.torch_device import set_torchscript_optimization
+
+        set_torchscript_optimization(False)
     contexts = {name: make_context(system, box, args.platform, args.threads) for name, system in systems.items()}
     for name, context in contexts.items():  # warm-up: neighbour lists, TorchScript profiling runs
         context.getIntegrator().step(2)

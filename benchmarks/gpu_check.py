@@ -172,7 +172,7 @@ def cueq_parity(spec, model_path) -> dict:
         from mace.cli.convert_e3nn_cueq import run
     except ImportError as exc:
         return {"skipped": f"cuEquivariance not installed ({exc})"}
-    from openmm_physembed.potentials.mace_force import load_mace_model
+    from openmm_physembed.potentials.mace_model import load_mace_model
     from openmm_physembed.units import KJ_PER_MOL_PER_EV, NM_PER_ANGSTROM
 
     e3nn = load_mace_model(model_path).to(torch.float64).to("cuda")
@@ -232,7 +232,7 @@ class GPUMemory:
 
 def throughput(spec, ours_system_f32, model_path, platform: str, settings: argparse.Namespace) -> dict:
     """Steps/s of ours (TorchScript optimisation on, off) and openmm-ml, interleaved in rounds."""
-    from openmm_physembed.potentials.mace_force import set_torchscript_optimization
+    from openmm_physembed.torch_device import set_torchscript_optimization
 
     on_gpu = platform == "CUDA"
     properties = {"Precision": "mixed"} if on_gpu else None

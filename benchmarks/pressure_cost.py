@@ -81,6 +81,10 @@ def main(argv=None) -> dict:
     context.setPeriodicBoxVectors(*box.box_vectors_nm)
     context.setPositions(box.positions_nm)
     context.setVelocitiesToTemperature(298.0, 1)
+    if args.platform in ("CPU", "Reference"):  # for this whole script, as MDEngine runs a TorchForce there
+        from openmm_physembed.torch_device import set_torchscript_optimization
+
+        set_torchscript_optimization(False)
     integrator = context.getIntegrator()
     integrator.step(2)  # warm-up: TorchScript profiling runs, neighbour lists
 

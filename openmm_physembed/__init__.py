@@ -34,7 +34,7 @@ _EXPORTS = {
     # potentials
     "add_mace_force": "openmm_physembed.potentials.mace_force",
     "add_cso_correction": "openmm_physembed.potentials.cso",
-    "CorrectedMACESystem": "openmm_physembed.potentials.corrected",
+    "CorrectedMACESystem": "openmm_physembed.potentials.corrected_system",
     # properties
     "LiquidSpec": "openmm_physembed.properties.liquid",
     "build_liquid_setup": "openmm_physembed.properties.liquid",

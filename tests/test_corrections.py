@@ -15,7 +15,7 @@ import pytest
 
 from openmm_physembed.cli import main
 from openmm_physembed.errors import PhysEmbedError, PotentialError
-from openmm_physembed.potentials.corrections import (
+from openmm_physembed.potentials.correction_choice import (
     PUBLISHED_CORRECTIONS,
     CSOCorrection,
     choose_correction,
@@ -114,7 +114,7 @@ def test_api_callers_refuse_a_missing_choice(models):
     import openmm
     from openmm import app
 
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
     from openmm_physembed.potentials.cso import add_cso_correction
     from openmm_physembed.properties.liquid import LiquidSpec, build_liquid_setup
 

@@ -666,7 +666,7 @@ def test_corrected_mace_system_is_mace_plus_alpha_cso(solvents, tiny_mace_model)
 
 
 def test_corrected_mace_system_refuses_a_missing_model(solvents, tmp_path):
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
 
     molecule = solvents["ec"]
     with pytest.raises(PotentialError, match="does not exist.*physembed train"):
@@ -683,7 +683,7 @@ def test_corrected_mace_system_conserves_energy_in_nve(tiny_mace_model):
     ~4x. A smooth switch (0.6-0.7 nm) keeps the cutoff from adding jumps of its own at this alpha.
     """
     from openmm_physembed.chem.box import build_box
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
 
     box = build_box([Molecule.from_name("ec")], counts=(20,), box_edge_nm=1.5, charge_method="gasteiger", seed=2)
     corrected = CorrectedMACESystem(tiny_mace_model, box.topology, box.positions_nm, alpha=-10.0, a1=1.07,

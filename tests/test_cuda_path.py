@@ -2,7 +2,7 @@
 
 No GPU here: what a GPU machine would see is faked (torch reporting a GPU, OpenMM listing a CUDA
 platform, a GPU count), and the tests check what our code decides from it: where the MACE module
-is built, which dtype and Precision a GPU run gets, where virial inputs go (which GPU each pool
+is built, which platform Precision a GPU Context gets, where virial inputs go (which GPU each pool
 worker uses: ``test_executors.py``). ``benchmarks/gpu_check.py`` checks the same path on a real GPU.
 """
 
@@ -17,11 +17,7 @@ from openmm import app, unit
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import PotentialError, SimulationError
 from openmm_physembed.potentials import mace_force
-from openmm_physembed.potentials.mace_force import (
-    add_mace_force,
-    build_mace_module,
-    set_torchscript_optimization,
-)
+from openmm_physembed.potentials.mace_force import add_mace_force, build_mace_module
 from openmm_physembed.potentials.mace_module import mace_virial, module_device
 from openmm_physembed.simulation import platforms
 from openmm_physembed.testing import make_random_mace_model
@@ -70,39 +66,6 @@ def test_module_is_built_on_the_cpu_when_torch_sees_a_gpu(monkeypatch, model64, 
     assert module_device(module).type == "cpu"
     expected = float(module(torch.as_tensor(water.positions_nm)).detach())
     assert cpu_energy(system, water.positions_nm) == pytest.approx(expected, rel=1e-12)
-
-
-class _Constant(torch.nn.Module):
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        return positions.sum() * 0.0
-
-
-def test_where_openmm_has_cuda_mace_defaults_to_float32_and_keeps_jit_optimisation(monkeypatch, model64, water):
-    """The defaults add_mace_force derives from the platform OpenMM will pick.
-
-    The module builder is replaced by a recorder: fast, and no MACE module is scripted with
-    TorchScript's optimisation on (mixing on and off builds in one pytest session has been seen
-    to abort a later ``TorchForce.getModule()``).
-    """
-    built = []
-
-    def record(*_, dtype, **__):
-        built.append(dtype)
-        return torch.jit.script(_Constant())
-
-    monkeypatch.setattr(mace_force, "build_mace_module", record)
-    previous = set_torchscript_optimization(True)
-    try:
-        monkeypatch.setattr(mace_force, "openmm_has_cuda", lambda: True)
-        add_mace_force(*water_system(water), model64)
-        assert set_torchscript_optimization(True) is True  # left alone for the CUDA platform
-        monkeypatch.setattr(mace_force, "openmm_has_cuda", lambda: False)
-        add_mace_force(*water_system(water), model64)
-        assert set_torchscript_optimization(True) is False  # CPU: off (measured faster)
-        add_mace_force(*water_system(water), model64, dtype="float64")
-    finally:
-        set_torchscript_optimization(previous)
-    assert built == ["float32", "float64", "float64"]
 
 
 def test_cueq_is_off_by_default_and_explicit_cueq_needs_cuda(monkeypatch, model64, water):
@@ -163,16 +126,28 @@ def fake_gpu_platforms(monkeypatch):
     monkeypatch.setattr(platforms, "available_platforms", lambda: ["Reference", "CPU", "CUDA", "OpenCL"])
     monkeypatch.setattr(openmm.Platform, "getPlatformByName", staticmethod(by_name))
     monkeypatch.delenv("PHYSEMBED_PRECISION", raising=False)
+    monkeypatch.delenv("PHYSEMBED_PLATFORM_PRECISION", raising=False)
     return monkeypatch
 
 
-def test_gpu_contexts_default_to_mixed_precision_overridable(fake_gpu_platforms):
+def test_gpu_contexts_get_mixed_platform_precision_as_a_property(fake_gpu_platforms):
+    """The platform precision travels as a Context property; the shared Platform keeps its defaults."""
     chosen = platforms.choose_platform()
-    assert chosen.getName() == "CUDA" and chosen.defaults == {"Precision": "mixed"}
-    assert platforms.choose_platform("OpenCL").defaults == {"Precision": "mixed"}
-    assert platforms.choose_platform("CUDA", precision="double").defaults == {"Precision": "double"}
-    fake_gpu_platforms.setenv("PHYSEMBED_PRECISION", "single")
-    assert platforms.choose_platform().defaults == {"Precision": "single"}
-    assert "Precision" not in platforms.choose_platform("CPU").defaults
-    with pytest.raises(SimulationError, match="precision must be one of"):
-        platforms.choose_platform(precision="half")
+    assert chosen.getName() == "CUDA"
+    assert platforms.platform_properties(chosen) == {"Precision": "mixed"}
+    assert platforms.platform_properties(platforms.choose_platform("OpenCL")) == {"Precision": "mixed"}
+    assert platforms.platform_properties(chosen, "double") == {"Precision": "double"}
+    fake_gpu_platforms.setenv("PHYSEMBED_PLATFORM_PRECISION", "single")
+    assert platforms.platform_properties(chosen) == {"Precision": "single"}
+    fake_gpu_platforms.delenv("PHYSEMBED_PLATFORM_PRECISION")
+    fake_gpu_platforms.setenv("PHYSEMBED_PRECISION", "double")  # the old name, still read
+    with pytest.warns(DeprecationWarning, match="PHYSEMBED_PLATFORM_PRECISION"):
+        assert platforms.platform_properties(chosen) == {"Precision": "double"}
+    fake_gpu_platforms.delenv("PHYSEMBED_PRECISION")
+    assert "Precision" not in platforms.platform_properties(platforms.choose_platform("CPU"))
+    with pytest.raises(SimulationError, match="platform precision must be one of"):
+        platforms.platform_properties(chosen, "half")
+    with pytest.warns(DeprecationWarning, match="no longer changes the Platform"):
+        platforms.choose_platform("CUDA", precision="double")
+    for name in ("CUDA", "OpenCL", "CPU"):
+        assert openmm.Platform.getPlatformByName(name).defaults == {}

@@ -176,7 +176,7 @@ def test_mace_liquid_travels_to_workers_without_torchforce_xml(tmp_path):
     from openmm_physembed.chem.box import build_box
     from openmm_physembed.chem.molecule import Molecule
     from openmm_physembed.executors import make_executor
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
     from openmm_physembed.properties.density.tasks import DensityTask, run_density_task
     from openmm_physembed.testing import make_random_mace_model
 

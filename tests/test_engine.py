@@ -49,6 +49,45 @@ def test_engine_adds_its_barostat_for_the_run_only_and_refuses_a_second(tmp_path
         MDEngine(system, topology, positions, Dynamics(120.0, pressure_bar=1.0, platform="Reference"))
 
 
+def _platform_defaults() -> dict[str, dict[str, str]]:
+    platforms = (openmm.Platform.getPlatform(i) for i in range(openmm.Platform.getNumPlatforms()))
+    return {p.getName(): {k: p.getPropertyDefaultValue(k) for k in p.getPropertyNames()} for p in platforms}
+
+
+def test_building_the_toolkits_contexts_leaves_the_platform_defaults_unchanged(tmp_path):
+    """A Platform is shared by every Context of the process, the user's included: the engine hands its
+    CPU threads (and a GPU's precision) to its own Context as properties, and changes no default."""
+    from openmm_physembed.simulation.platforms import available_platforms, choose_platform, platform_properties
+    from openmm_physembed.workarounds import min_cpu_threads
+
+    system, topology, positions = _argon()
+    cpu = openmm.Platform.getPlatformByName("CPU")
+    threads_before = cpu.getPropertyDefaultValue("Threads")
+    try:
+        cpu.setPropertyDefaultValue("Threads", "1")  # OPENMM_CPU_THREADS=1: the one-thread trap
+        before = _platform_defaults()
+        for name in available_platforms():
+            platform_properties(choose_platform(name), "double")
+        with MDEngine(system, topology, positions, Dynamics(120.0, 5.0, platform="CPU"),
+                      platform_precision="double") as md:
+            # The engine's own Context still gets the workaround's threads.
+            assert md.context.getPlatform().getPropertyValue(md.context, "Threads") == str(min_cpu_threads())
+            md.simulation.step(5)
+        run_md(system, topology, positions, Dynamics(120.0, 5.0, platform="Reference"), 10, tmp_path / "ref")
+        assert _platform_defaults() == before
+        assert before["CPU"]["Threads"] == "1"
+    finally:
+        cpu.setPropertyDefaultValue("Threads", threads_before)
+
+
+def test_old_precision_keyword_of_the_engine_still_works_with_a_warning():
+    system, topology, positions = _argon()
+    with pytest.warns(DeprecationWarning, match="platform_precision"):
+        MDEngine(system, topology, positions, Dynamics(120.0, platform="Reference"), precision="double").close()
+    with pytest.raises(SimulationError, match="platform precision must be one of"):
+        MDEngine(system, topology, positions, Dynamics(120.0, platform="Reference"), platform_precision="half")
+
+
 def test_run_md_extended_equals_one_uninterrupted_run(tmp_path):
     """A run extended to more steps continues from its checkpoint (Langevin RNG included): bitwise equal."""
     system, topology, positions = _argon()

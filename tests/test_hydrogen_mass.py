@@ -104,7 +104,7 @@ def test_the_context_integrates_with_the_repartitioned_masses(base, emc_box, tmp
     if base == "gaff":
         system = emc_box.create_system(nonbonded_cutoff_nm=0.6)
     else:
-        from openmm_physembed.potentials.corrected import CorrectedMACESystem
+        from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
         from openmm_physembed.testing import make_random_mace_model
 
         model = make_random_mace_model(tmp_path / "m.model", atomic_numbers=(1, 6, 8), interaction_scale_ev=0.05)

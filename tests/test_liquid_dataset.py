@@ -201,8 +201,8 @@ def scan_set(scan_model, tmp_path_factory):
 # comes out right (with the old DC residue name seed 3 did, seeds 4 and 5 did not).
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(scan_model, scan_set, seed):
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.potentials.cso import (
         cso_energy_reference,
         cso_parameters,
@@ -255,7 +255,7 @@ def test_volume_scan_without_correction_reproduces_mace_and_correction_adds_cso(
 
 def test_volume_scan_refuses_an_unlabelled_file(scan_model, scan_set, tmp_path):
     from openmm_physembed.io import write_extxyz
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
 
     model = scan_model
@@ -274,7 +274,7 @@ def test_volume_scan_refuses_a_topology_written_with_dc_residues(scan_model, sca
     records, so OpenMM's reader gives each molecule 1 of its 11 bonds. Refused, with the fix."""
     from openmm import app, unit
 
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
 
     box, directory, _ = scan_set()
@@ -446,7 +446,7 @@ def test_table1_parts_are_rows_of_the_experimental_table():
 
 
 def test_volume_scan_refuses_a_combined_scan_set(combined):
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.properties.density.volume_scan import evaluate_volume_scan
 
     out, dataset = combined

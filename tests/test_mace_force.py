@@ -18,12 +18,8 @@ from openmm import app, unit
 from openmm_physembed.chem.box import build_box
 from openmm_physembed.chem.molecule import Molecule
 from openmm_physembed.errors import PotentialError
-from openmm_physembed.potentials.mace_force import (
-    MACEModelInfo,
-    add_mace_force,
-    build_mace_module,
-    load_mace_model,
-)
+from openmm_physembed.potentials.mace_force import add_mace_force, build_mace_module
+from openmm_physembed.potentials.mace_model import MACEModelInfo, load_mace_model
 from openmm_physembed.potentials.mace_module import (
     inline_forward,
     mace_virial,
@@ -150,7 +146,7 @@ def test_gas_phase_matches_mace_calculator(paracetamol, model64, model32, dtype,
     model = model64 if dtype == "float64" else model32
     top = molecule_topology([paracetamol])
     system = bare_system(top)
-    force = add_mace_force(system, top, model, dtype=dtype, neighbor_list=neighbor_list)
+    force = add_mace_force(system, top, model, dtype=dtype, neighbor_list=neighbor_list, energy_type="energy")
     assert not force.usesPeriodicBoundaryConditions()
     # Rotate and translate far from the origin: the module must not assume anything about placement.
     rotation = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))[0]
@@ -167,7 +163,7 @@ def test_gas_phase_matches_mace_calculator(paracetamol, model64, model32, dtype,
 def test_periodic_box_matches_mace_calculator(ec_box, model64, model32, dtype, tol):
     model = model64 if dtype == "float64" else model32
     system = bare_system(ec_box.topology, ec_box.box_edge_nm)
-    force = add_mace_force(system, ec_box.topology, model, dtype=dtype)
+    force = add_mace_force(system, ec_box.topology, model, dtype=dtype, energy_type="energy")
     assert force.usesPeriodicBoundaryConditions()
     # Unwrapped coordinates (atoms outside the box) as OpenMM keeps them during MD.
     positions = ec_box.positions_nm + np.array([0.37, -0.81, 1.9])
@@ -185,14 +181,17 @@ def test_periodic_box_matches_mace_calculator(ec_box, model64, model32, dtype, t
 def test_module_variants_and_platforms_agree(paracetamol, model64):
     """Energy-only module (openmm-torch differentiates) == module returning forces, on both
     platforms, with TorchScript's graph-executor optimisation on and off."""
+    from openmm_physembed.torch_device import torchscript_optimization
+
     top = molecule_topology([paracetamol])
     results = []
-    for return_forces, jit_optimize, platform in [(False, None, "Reference"), (False, None, "CPU"),
-                                                  (True, None, "CPU"), (False, True, "CPU"), (True, True, "Reference")]:
+    variants = [(False, False, "Reference"), (False, False, "CPU"), (True, False, "CPU"), (False, True, "CPU"),
+                (True, True, "Reference")]
+    for return_forces, jit_optimize, platform in variants:
         system = bare_system(top)
-        add_mace_force(system, top, model64, dtype="float64", return_forces=return_forces,
-                       jit_optimize=jit_optimize)
-        results.append(openmm_energy_forces(system, paracetamol.positions_nm, platform))
+        add_mace_force(system, top, model64, dtype="float64", return_forces=return_forces)
+        with torchscript_optimization(jit_optimize):
+            results.append(openmm_energy_forces(system, paracetamol.positions_nm, platform))
     for energy, forces in results[1:]:
         assert energy == pytest.approx(results[0][0], rel=1e-12)
         assert np.abs(forces - results[0][1]).max() < 1e-9
@@ -205,7 +204,7 @@ def test_atom_subset(paracetamol, model64):
     positions = np.vstack([paracetamol.positions_nm, water.positions_nm + paracetamol.positions_nm[0] + 0.25])
     system = bare_system(top)
     n = paracetamol.n_atoms
-    add_mace_force(system, top, model64, atoms=range(n), dtype="float64")
+    add_mace_force(system, top, model64, atoms=range(n), dtype="float64", energy_type="energy")
     energy, forces = openmm_energy_forces(system, positions)
     ref_e, ref_f, _ = ase_reference(model64, paracetamol.atomic_numbers, positions[:n])
     assert abs(energy - ref_e) / abs(ref_e) < 1e-9
@@ -214,6 +213,75 @@ def test_atom_subset(paracetamol, model64):
     # Sanity of the check: with the water included the energy changes (it is within the cutoff).
     full_e, _, _ = ase_reference(model64, list(paracetamol.atomic_numbers) + [8, 1, 1], positions)
     assert abs(full_e - ref_e - ase_reference(model64, [8, 1, 1], positions[n:])[0]) > 1e-3
+
+
+# ---------------------------------------------------------------- one default at every entry point
+def _e0_sum_kj(model_path, numbers) -> float:
+    model = load_mace_model(model_path)
+    e0 = dict(zip(model.atomic_numbers.tolist(), model.atomic_energies_fn.atomic_energies.flatten().tolist()))
+    return sum(e0[z] for z in numbers) * KJ_PER_MOL_PER_EV
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_model_file_gives_one_energy_through_every_entry_point(paracetamol, model64, model32, dtype):
+    """add_mace_force, CorrectedMACESystem (correction off) and MLPotential('physembed-mace'), all with
+    their defaults, give the same energy: the model file's own dtype and the interaction energy, i.e.
+    MACECalculator's total minus the isolated-atom energies."""
+    pytest.importorskip("openmmml")
+    from openmmml import MLPotential
+
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
+
+    model = model64 if dtype == "float64" else model32
+    top = molecule_topology([paracetamol])
+    positions = paracetamol.positions_nm
+
+    def energy(system):
+        return openmm_energy_forces(system, positions)[0]
+
+    plain = bare_system(top)
+    add_mace_force(plain, top, model)
+    corrected = CorrectedMACESystem(model, top, positions, correction=CSOCorrection(0.0, 0.0, 1.0, source="off"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openmm-ml's own import-time messages
+        through_openmm_ml = MLPotential("physembed-mace", modelPath=str(model)).createSystem(top)
+    energies = [energy(plain), energy(corrected.system), energy(through_openmm_ml)]
+    assert energies[1] == pytest.approx(energies[0], rel=1e-12)
+    assert energies[2] == pytest.approx(energies[0], rel=1e-12)
+
+    ref_total, _, _ = ase_reference(model, paracetamol.atomic_numbers, positions)
+    interaction = ref_total - _e0_sum_kj(model, paracetamol.atomic_numbers)
+    tolerance = 1e-8 if dtype == "float64" else 1e-4  # the float32 model runs in float32, the reference in float64
+    assert energies[0] == pytest.approx(interaction, rel=tolerance)
+    # The check can fail: the other dtype and the total energy are measurably different numbers.
+    other = bare_system(top)
+    add_mace_force(other, top, model, dtype="float32" if dtype == "float64" else "float64")
+    assert abs(energy(other) - energies[0]) > 1e-9 * abs(energies[0])
+    total = bare_system(top)
+    add_mace_force(total, top, model, energy_type="energy")
+    assert energy(total) == pytest.approx(ref_total, rel=tolerance)
+
+
+def test_adding_the_force_leaves_torchscript_alone_and_the_cpu_engine_scopes_it(paracetamol, model64):
+    """add_mace_force changes no thread-global state; MDEngine switches TorchScript's optimisation off
+    for a TorchForce on the CPU while it lives, and restores the caller's setting on close."""
+    from openmm_physembed.simulation.dynamics import Dynamics
+    from openmm_physembed.simulation.engine import MDEngine
+    from openmm_physembed.torch_device import torchscript_optimization
+
+    top = molecule_topology([paracetamol])
+    with torchscript_optimization(True):
+        system = bare_system(top)
+        add_mace_force(system, top, model64)
+        assert torch._C._get_graph_executor_optimize() is True
+        with MDEngine(system, top, paracetamol.positions_nm, Dynamics(300.0, 0.5, platform="CPU")) as md:
+            assert torch._C._get_graph_executor_optimize() is False
+            md.context.getIntegrator().step(2)
+        assert torch._C._get_graph_executor_optimize() is True
+        with pytest.warns(DeprecationWarning, match="jit_optimize"):  # the old switch, still honoured
+            add_mace_force(bare_system(top), top, model64, jit_optimize=False)
+        assert torch._C._get_graph_executor_optimize() is False
 
 
 # ---------------------------------------------------------------- batched replicas
@@ -232,7 +300,7 @@ def test_replicas_are_independent(paracetamol, model64, how):
     top = molecule_topology([paracetamol] * n_rep)
     system = bare_system(top)
     replicas = np.repeat(np.arange(n_rep) * 3 + 1, n) if how == "ids" else how
-    add_mace_force(system, top, model64, replicas=replicas, dtype="float64")
+    add_mace_force(system, top, model64, replicas=replicas, dtype="float64", energy_type="energy")
     energy, forces = openmm_energy_forces(system, positions)
     singles = [ase_reference(model64, paracetamol.atomic_numbers, c) for c in copies]
     assert abs(energy - sum(e for e, _, _ in singles)) / abs(energy) < 1e-9
@@ -246,7 +314,7 @@ def test_replicas_are_independent(paracetamol, model64, how):
 
 def test_replicas_in_periodic_box_equal_isolated_molecules(ec_box, model64):
     system = bare_system(ec_box.topology, ec_box.box_edge_nm)
-    add_mace_force(system, ec_box.topology, model64, replicas="residue", dtype="float64")
+    add_mace_force(system, ec_box.topology, model64, replicas="residue", dtype="float64", energy_type="energy")
     energy, forces = openmm_energy_forces(system, ec_box.positions_nm)
     index = ec_box.molecule_index()
     numbers = np.array([a.element.atomic_number for a in ec_box.topology.atoms()])
@@ -452,7 +520,7 @@ def test_torch_force_works_when_openmm_was_imported_before_torch(tmp_path, model
         "top = app.Topology(); res = top.addResidue('M', top.addChain())\n"
         "for s in 'OHH': top.addAtom(s, app.Element.getBySymbol(s), res)\n"
         "system = openmm.System(); [system.addParticle(1.0) for _ in range(3)]\n"
-        f"add_mace_force(system, top, {str(model64)!r}, dtype='float64')\n"
+        f"add_mace_force(system, top, {str(model64)!r}, dtype='float64', energy_type='energy')\n"
         "c = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName('CPU'))\n"
         "c.setPositions(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]))\n"
         "print('ENERGY', c.getState(getEnergy=True).getPotentialEnergy()._value)\n"

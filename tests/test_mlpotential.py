@@ -99,7 +99,8 @@ def test_gas_phase_equals_openmm_ml_mace(model, paracetamol, precision, rel, ene
 
 
 def test_energy_types_differ_by_the_isolated_atom_energies(model, paracetamol):
-    from openmm_physembed.potentials.mace_force import add_mace_force, load_mace_model
+    from openmm_physembed.potentials.mace_force import add_mace_force
+    from openmm_physembed.potentials.mace_model import load_mace_model
 
     topology, positions = paracetamol
     interaction, f_interaction = evaluate(create("physembed-mace", model, topology), positions)
@@ -109,12 +110,14 @@ def test_energy_types_differ_by_the_isolated_atom_energies(model, paracetamol):
     e0_sum = sum(e0[a.element.atomic_number] for a in topology.atoms()) * KJ_PER_MOL_PER_EV
     assert total - interaction == pytest.approx(e0_sum, rel=1e-12)
     np.testing.assert_allclose(f_total, f_interaction, rtol=0, atol=1e-9)
-    # add_mace_force's default is the total energy, as mace-torch's MACECalculator reports it.
-    system = openmm.System()
-    for atom in topology.atoms():
-        system.addParticle(atom.element.mass)
-    add_mace_force(system, topology, model, precision="double")
-    assert evaluate(system, positions)[0] == pytest.approx(total, rel=1e-12)
+    # add_mace_force's default is the interaction energy too; energy_type="energy" is the total.
+    for energy_type, expected in ((None, interaction), ("energy", total)):
+        system = openmm.System()
+        for atom in topology.atoms():
+            system.addParticle(atom.element.mass)
+        add_mace_force(system, topology, model, precision="double", **({} if energy_type is None else
+                                                                       {"energy_type": energy_type}))
+        assert evaluate(system, positions)[0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_periodic_box_equals_openmm_ml_mace(model, ec_box):
@@ -382,26 +385,27 @@ def test_interpolation_refuses_the_correction(model, paracetamol):
 # ---------------------------------------------------------------------------------------------- correction
 def test_create_system_with_correction_equals_corrected_mace_system(model, ec_box, tmp_path):
     """A fit file for this model adds the same CSO forces as CorrectedMACESystem with its values."""
-    from openmm_physembed.potentials.corrected import CorrectedMACESystem
-    from openmm_physembed.potentials.corrections import CSOCorrection, file_sha256
+    from openmm_physembed.potentials.corrected_system import CorrectedMACESystem
+    from openmm_physembed.potentials.correction_choice import CSOCorrection, file_sha256
     from openmm_physembed.potentials.cso import cso_forces
 
     box = ec_box
     reference = CorrectedMACESystem(model, box.topology, box.positions_nm, alpha=-2.0, a1=1.07, cutoff_nm=0.6)
-    expected = evaluate(reference.system, box.positions_nm, box.box_vectors_nm)
+    # Reference platform: the CPU platform runs the CSO's nonbonded kernels in single precision.
+    expected = evaluate(reference.system, box.positions_nm, box.box_vectors_nm, platform="Reference")
     fit = CSOCorrection(-2.0, 1.07, 1.0, source="fit-a1", model_sha256=file_sha256(model), model_file=model.name)
     path = fit.write(tmp_path / "correction.json")
-    system = create("physembed-mace", model, box.topology, precision="double", returnEnergyType="energy",
+    system = create("physembed-mace", model, box.topology, precision="double",
                     correction=str(path), positions=box.positions_nm * unit.nanometer,  # OpenMM units
                     correctionCutoff=0.6 * unit.nanometer)
     assert [f.getName() for f in cso_forces(system)] == ["CSOCorrection", "CSOLongRangeCorrection"]
-    energy, forces = evaluate(system, box.positions_nm, box.box_vectors_nm)
+    energy, forces = evaluate(system, box.positions_nm, box.box_vectors_nm, platform="Reference")
     assert energy == pytest.approx(expected[0], rel=1e-9)
     np.testing.assert_allclose(forces, expected[1], rtol=0, atol=1e-6 * np.abs(expected[1]).max())
 
 
 def test_published_correction_warns_and_other_models_fit_is_refused(model, paracetamol, tmp_path):
-    from openmm_physembed.potentials.corrections import CSOCorrection
+    from openmm_physembed.potentials.correction_choice import CSOCorrection
     from openmm_physembed.potentials.cso import cso_forces
 
     topology, positions = paracetamol

@@ -54,3 +54,13 @@ def test_every_stage_asks_the_same_helpers():
     # The TorchForce module is built on the CPU unless told: openmm-torch's CPU kernel never moves it.
     assert mace_force._resolve_device(None) == "cpu" and mace_force._resolve_device("cuda:0") == "cuda:0"
     assert executors.gpu_count() == torch_device.cuda_device_count()
+
+
+def test_torchscript_optimization_is_scoped_and_restored_on_error():
+    previous = torch._C._get_graph_executor_optimize()
+    for enabled in (True, False):
+        with pytest.raises(RuntimeError, match="inside"):
+            with torch_device.torchscript_optimization(enabled):
+                assert torch._C._get_graph_executor_optimize() is enabled
+                raise RuntimeError("inside")
+        assert torch._C._get_graph_executor_optimize() is previous

@@ -26,8 +26,9 @@ def register(subparsers) -> None:
     md.add_argument("--temperature", type=float, default=300.0, help="K")
     md.add_argument("--friction", type=float, default=1.0, help="1/ps")
     md.add_argument("--interval", type=int, default=100, help="steps between recorded frames")
-    md.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                    default="float32", help="MACE precision (single = float32, double = float64)")
+    md.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                    default=None,
+                    help="MACE precision, single = float32, double = float64 (default: the model file's own)")
     md.add_argument("--seed", type=int, default=2024)
     md.add_argument("--platform", default=None, help="OpenMM platform (default: CUDA if present, else CPU)")
     add_cache_option(md)

@@ -5,6 +5,13 @@ MD stays inside OpenMM (positions on the device, neighbour list in the module, n
 callback per step). This module is also the one place that imports ``openmmtorch``, after
 ``torch`` as its wheel requires (:func:`import_openmmtorch`).
 
+Defaults are those of ``MLPotential('physembed-mace')`` (and of every entry point of this
+package): the model file's own dtype and the interaction energy. Nothing here changes
+process-wide state: for TorchScript's graph-executor switch, which is faster off for MACE on the
+CPU, see :func:`~openmm_physembed.torch_device.torchscript_optimization` (the MD engine uses it).
+The model file is read by :mod:`.mace_model`, replica ids come from :mod:`.replicas`, and a force
+OpenMM will copy is a PythonForce (:mod:`.mace_python_force`).
+
 Example
 -------
 >>> system = openmm.System(); [system.addParticle(m) for m in masses]       # doctest: +SKIP
@@ -22,167 +29,42 @@ configurational pressure tensor is ``W / V``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..chem.graph import connected_components_of
 from ..errors import PotentialError
 from ..torch_device import cueq_available, resolve_device
-from ..units import KJ_PER_MOL_PER_EV, NM_PER_ANGSTROM
+from ..units import KJ_PER_MOL_PER_EV
+from .mace_model import MACEModelInfo, load_mace_model, resolve_dtype
+from .replicas import resolve_replicas
 
 #: Gas-phase molecules up to this many modelled atoms use the all-pairs neighbour search:
 #: measured on CPU: 33 us (all pairs) vs 36 us (vesin) at 20 atoms, 96 vs 64 us at 64 atoms.
 BRUTE_FORCE_MAX_ATOMS = 32
 
-#: Spellings of the MACE precision: ours (torch dtype names) and openmm-ml's ``precision``.
-PRECISIONS = {"float64": "float64", "double": "float64", "float32": "float32", "single": "float32"}
-#: What the TorchForce returns: MACE's total ``energy`` (E0s included) or openmm-ml's default,
-#: the ``interaction_energy`` (total minus the isolated-atom energies).
-ENERGY_TYPES = ("energy", "interaction_energy")
-
-
-_TORCH_PLUGINS_RETRIED = False
+#: What the TorchForce returns: openmm-ml's default, the ``interaction_energy`` (MACE's total
+#: minus the isolated-atom energies, the default everywhere here), or MACE's total ``energy``.
+ENERGY_TYPES = ("interaction_energy", "energy")
 
 
 def import_openmmtorch():
     """The ``openmmtorch`` module, imported after ``torch`` (its wheel links against torch's libs).
 
-    If ``openmm`` was imported before ``torch``, OpenMM's plugin loader could not open the
-    openmm-torch kernel plugins (they need libraries that only ``import torch`` makes
-    resolvable, e.g. libnvrtc), and a Context with a TorchForce fails with "does not support all
-    required kernels". The plugins that failed are loaded again here, once, now that torch is in.
+    If ``openmm`` was imported before ``torch``, OpenMM could not open the openmm-torch kernel
+    plugins; they are loaded again here, once
+    (:data:`~openmm_physembed.workarounds.OPENMMTORCH_PLUGIN_ORDER`).
     """
-    global _TORCH_PLUGINS_RETRIED
     import torch  # noqa: F401  - must precede openmmtorch
+
+    from ..workarounds import reload_failed_torch_plugins
 
     try:
         import openmmtorch
     except ImportError as exc:  # pragma: no cover - a hard dependency
         raise PotentialError(f"openmm-torch is not importable ({exc}); pip install openmmtorch") from exc
-    if not _TORCH_PLUGINS_RETRIED:
-        import re
-
-        import openmm
-
-        _TORCH_PLUGINS_RETRIED = True
-        for failure in openmm.Platform.getPluginLoadFailures():
-            match = re.search(r"Error loading library (\S*OpenMMTorch\S*?):", failure)
-            if match:
-                try:
-                    openmm.Platform.loadPluginLibrary(match.group(1))
-                except Exception:  # noqa: BLE001 - e.g. the OpenCL plugin without libOpenCL: not needed
-                    pass
+    reload_failed_torch_plugins()
     return openmmtorch
-
-
-def set_torchscript_optimization(enabled: bool) -> bool:
-    """Switch TorchScript's graph-executor optimisation for the calling thread; returns the old value.
-
-    With it on (PyTorch's default) the profiling executor rewrites the scripted MACE graph into
-    differentiable subgraphs whose symbolic backward allocates and fills extra zero tensors; off,
-    TorchScript runs the graph op by op and autograd differentiates it as in eager PyTorch. For
-    MACE on the CPU, off is faster (measured here, 500-atom box, forward + backward: 668 ms on,
-    635 ms off, 647 ms eager mace-torch; OpenMM steps 841 vs 716 ms). The setting is per thread
-    (``torch::jit::setGraphExecutorOptimize``); OpenMM evaluates a TorchForce in the thread
-    that calls ``step``/``getState``.
-    """
-    import torch
-
-    previous = bool(torch._C._get_graph_executor_optimize())
-    torch._C._set_graph_executor_optimize(bool(enabled))
-    return previous
-
-
-@dataclass(frozen=True)
-class MACEModelInfo:
-    """What a MACE model file was trained for."""
-
-    atomic_numbers: tuple[int, ...]
-    r_max_nm: float
-    dtype: str
-    heads: tuple[str, ...]
-    model_class: str
-
-    @property
-    def element_symbols(self) -> tuple[str, ...]:
-        from ase.data import chemical_symbols
-
-        return tuple(chemical_symbols[z] for z in self.atomic_numbers)
-
-    @classmethod
-    def from_model(cls, model) -> "MACEModelInfo":
-        import torch
-
-        try:
-            dtype = next(model.parameters()).dtype
-        except StopIteration:  # pragma: no cover - every MACE model has parameters
-            dtype = torch.float64
-        heads = getattr(model, "heads", None) or ["Default"]
-        return cls(
-            atomic_numbers=tuple(int(z) for z in model.atomic_numbers),
-            r_max_nm=float(model.r_max) * NM_PER_ANGSTROM,
-            dtype="float64" if dtype == torch.float64 else "float32",
-            heads=tuple(str(h) for h in heads),
-            model_class=getattr(model, "original_name", type(model).__name__),
-        )
-
-    @classmethod
-    def from_path(cls, model_path) -> "MACEModelInfo":
-        return cls.from_model(load_mace_model(model_path))
-
-
-def load_mace_model(model_path, device: str = "cpu"):
-    """Load a mace-torch model file (``torch.save`` pickle, or a TorchScript ``*_compiled.model``).
-
-    Raises :class:`PotentialError` for a missing file or one that is not a MACE model.
-    """
-    import mace  # noqa: F401  - unpickling needs mace's classes; mace before e3nn
-    import torch
-
-    path = Path(model_path)
-    if not path.is_file():
-        raise PotentialError(f"MACE model file {str(path)!r} does not exist; train one (physembed train) or fix the path")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = torch.load(str(path), map_location=device, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        try:
-            model = torch.jit.load(str(path), map_location=device)
-        except Exception:  # noqa: BLE001
-            raise PotentialError(
-                f"cannot read MACE model {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-                "give a file written by mace_run_train (NAME.model) or torch.save(model)"
-            ) from None
-    if not isinstance(model, torch.nn.Module) or not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
-        raise PotentialError(f"{str(path)!r} holds a {type(model).__name__}, not a MACE model")
-    return model.eval()
-
-
-def resolve_dtype(dtype: str | None = None, precision: str | None = None) -> str | None:
-    """``"float32"``/``"float64"`` from our ``dtype`` or openmm-ml's ``precision`` (``"single"``/``"double"``).
-
-    Either name takes either spelling; giving both is fine when they agree. ``None`` when neither
-    is given (the caller's default applies).
-
-    >>> resolve_dtype(precision="single"), resolve_dtype("float64"), resolve_dtype()
-    ('float32', 'float64', None)
-    """
-    chosen = []
-    for name, value in (("dtype", dtype), ("precision", precision)):
-        if value is None:
-            continue
-        if value not in PRECISIONS:
-            raise PotentialError(
-                f"{name}={value!r} is not a MACE precision; use 'single' or 'double' (or 'float32'/'float64')"
-            )
-        chosen.append(PRECISIONS[value])
-    if len(set(chosen)) > 1:
-        raise PotentialError(f"dtype={dtype!r} and precision={precision!r} disagree; give one of them")
-    return chosen[0] if chosen else None
 
 
 def _resolve_device(device) -> str:
@@ -192,65 +74,14 @@ def _resolve_device(device) -> str:
     return resolve_device(device, default="cpu")
 
 
-def openmm_has_cuda() -> bool:
-    """Whether OpenMM can make a CUDA Context here (the platform it then picks by default)."""
-    import openmm
-
-    return any(openmm.Platform.getPlatform(i).getName() == "CUDA" for i in range(openmm.Platform.getNumPlatforms()))
-
-
-def default_mace_dtype() -> str:
-    """The precision MACE runs in unless told: ``float32`` where OpenMM has CUDA, else ``float64``.
-
-    On a GPU float32 is the usual MD choice (and what a "mixed" precision Context hands over);
-    on the CPU float64 costs little and keeps forces exact to round-off.
-    """
-    return "float32" if openmm_has_cuda() else "float64"
-
-
 def _to_cueq(model, device: str):
-    """mace-torch's own e3nn -> cuEquivariance conversion (it changes the default dtype: restore it)."""
-    import torch
+    """mace-torch's own e3nn -> cuEquivariance conversion."""
     from mace.cli.convert_e3nn_cueq import run
 
-    previous = torch.get_default_dtype()
-    try:
+    from ..workarounds import keep_torch_default_dtype
+
+    with keep_torch_default_dtype():
         return run(model, device=device, return_model=True).to(device)
-    finally:
-        torch.set_default_dtype(previous)
-
-
-def _replica_ids(replicas, topology, atoms: np.ndarray, n_particles: int) -> np.ndarray | None:
-    """Replica id (0..R-1) per modelled atom, or None when every atom is in one replica."""
-    if replicas is None or (isinstance(replicas, str) and replicas == "none"):
-        return None
-    if isinstance(replicas, str):
-        topo_atoms = list(topology.atoms())
-        if replicas == "residue":
-            ids = np.array([topo_atoms[i].residue.index for i in atoms])
-        elif replicas == "molecule":
-            bonds = [(a.index, b.index) for a, b in topology.bonds()]
-            if not bonds and len(atoms) > 1:
-                raise PotentialError(
-                    "replicas='molecule' needs bonds in the topology, and it has none; "
-                    "use replicas='residue' or pass replica ids"
-                )
-            ids = connected_components_of(n_particles, bonds)[atoms]
-        else:
-            raise PotentialError(f"replicas must be 'none', 'molecule', 'residue' or an array of ids, got {replicas!r}")
-    else:
-        ids = np.asarray(replicas)
-        if ids.ndim != 1 or len(ids) not in (len(atoms), n_particles):
-            raise PotentialError(
-                f"replica ids must be one per modelled atom ({len(atoms)}) or per particle ({n_particles}), "
-                f"got shape {ids.shape}"
-            )
-        if len(ids) == n_particles and len(atoms) != n_particles:
-            ids = ids[atoms]
-    _, ids = np.unique(ids, return_inverse=True)
-    if ids.max(initial=0) == 0:
-        return None
-    return ids.astype(np.int64)
 
 
 def _box_widths_nm(system, topology) -> np.ndarray:
@@ -274,14 +105,14 @@ def build_mace_module(
     n_particles: int | None = None,
     periodic: bool = False,
     replica_ids: Sequence[int] | None = None,
-    dtype: str = "float64",
+    dtype: str | None = None,
     device=None,
     use_cueq: bool = False,
     return_forces: bool = False,
     neighbor_list: str = "auto",
     head: str | None = None,
     model=None,
-    energy_type: str = "energy",
+    energy_type: str = "interaction_energy",
 ):
     """The scripted module for ``atomic_numbers`` (one per modelled atom; elements checked).
 
@@ -293,24 +124,25 @@ def build_mace_module(
     ``device``), an experiment: mace's cueq wrappers are not TorchScript-compatible (mace PR
     871, cuEquivariance issues 137 and 259), so expect a :class:`PotentialError` or a module
     that fails when run. cueq is for training and eager inference. ``energy_type`` is
-    ``"energy"`` (MACE's total energy, E0s included) or ``"interaction_energy"`` (without them,
-    openmm-ml's default). ``dtype`` also takes openmm-ml's ``"single"``/``"double"``.
+    ``"interaction_energy"`` (default: without the isolated-atom energies E0, as openmm-ml) or
+    ``"energy"`` (MACE's total, E0s included). ``dtype`` (default: the model file's own) also
+    takes openmm-ml's ``"single"``/``"double"``.
     """
     import torch
     from mace.tools import atomic_numbers_to_indices, to_one_hot, utils
 
     from .mace_module import MACEOpenMMForcesModule, MACEOpenMMModule, script_module
 
-    dtype = resolve_dtype(dtype) or "float64"
+    dtype = resolve_dtype(dtype)
     if energy_type not in ENERGY_TYPES:
         raise PotentialError(f"energy_type must be one of {ENERGY_TYPES}, got {energy_type!r}")
     if neighbor_list not in ("auto", "vesin", "brute"):
         raise PotentialError(f"neighbor_list must be 'auto', 'vesin' or 'brute', got {neighbor_list!r}")
     device = _resolve_device(device)
-    torch_dtype = torch.float64 if dtype == "float64" else torch.float32
     if model is None:
         model = load_mace_model(model_path, device=device)
     info = MACEModelInfo.from_model(model)
+    torch_dtype = torch.float64 if (dtype or info.dtype) == "float64" else torch.float32
     zs = [int(z) for z in atomic_numbers]
     unknown = sorted(set(zs) - set(info.atomic_numbers))
     if unknown:
@@ -406,52 +238,6 @@ def _energy_offset_kj(model, node_attrs, head_index: int) -> float | None:
     return float((counts * e0).sum()) * KJ_PER_MOL_PER_EV
 
 
-class MACEPythonComputation:
-    """``openmm.PythonForce`` callback: (energy kJ/mol, forces kJ/mol/nm) of the modelled atoms.
-
-    Runs a scripted module from :func:`build_mace_module` (built for the modelled atoms alone;
-    the PythonForce's ``setParticles`` hands over their positions) through its
-    ``energy_and_forces`` method, so the numbers are the TorchForce's. Pickles as the module's
-    TorchScript bytes: OpenMM pickles the callback whenever it copies the force.
-    """
-
-    def __init__(self, module) -> None:
-        self.module = module
-
-    def __call__(self, state):
-        import torch
-
-        from .mace_module import module_device
-
-        device = module_device(self.module)
-        positions = torch.from_numpy(np.asarray(state.getPositions(asNumpy=True)._value, dtype=np.float64))
-        box = None
-        if self.module.periodic:
-            box = torch.from_numpy(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64))
-            box = box.to(device)
-        energy, forces = self.module.energy_and_forces(positions.to(device), box)
-        return float(energy), forces.detach().to("cpu", torch.float64).numpy()
-
-    def __getstate__(self) -> dict:
-        import io
-
-        import torch
-
-        from .mace_module import module_device
-
-        buffer = io.BytesIO()
-        torch.jit.save(self.module, buffer)
-        return {"module": buffer.getvalue(), "device": str(module_device(self.module))}
-
-    def __setstate__(self, state: dict) -> None:
-        import io
-
-        import torch
-        import vesin_torch  # noqa: F401  - registers the neighbour-list class the module holds
-
-        self.module = torch.jit.load(io.BytesIO(state["module"]), map_location=state["device"])
-
-
 def add_mace_force(
     system,
     topology,
@@ -469,7 +255,7 @@ def add_mace_force(
     head: str | None = None,
     jit_optimize: bool | None = None,
     precision: str | None = None,
-    energy_type: str = "energy",
+    energy_type: str = "interaction_energy",
     copyable: bool | None = None,
 ):
     """Add a MACE model as a TorchForce to ``system`` and return the force (see ``copyable``).
@@ -491,7 +277,8 @@ def add_mace_force(
     dtype, precision
         The precision MACE runs in (the model is converted): ``"float64"``/``"double"`` or
         ``"float32"``/``"single"`` (openmm-ml's ``precision`` names; either keyword takes either
-        spelling). Neither: :func:`default_mace_dtype` (float32 where OpenMM has CUDA, else float64).
+        spelling). Neither: the model file's own dtype (:attr:`.mace_model.MACEModelInfo.dtype`),
+        as ``MLPotential('physembed-mace')``.
     replicas
         ``"none"``; ``"molecule"`` (bonded fragments), ``"residue"``, or one id per modelled atom
         (or per particle): MACE edges only within a replica, so independent copies of a molecule
@@ -514,23 +301,24 @@ def add_mace_force(
     head
         Model head for multi-head models (default: the one MACE's calculator picks).
     jit_optimize
-        TorchScript graph-executor optimisation in the calling thread (see
-        :func:`set_torchscript_optimization`): ``None`` switches it off unless OpenMM has a CUDA
-        platform here (on the CPU off is measured 5-15 % faster; on CUDA it is left alone, see
-        ``benchmarks/gpu_check.py``). Run MD in the thread that added the force, or call
-        :func:`set_torchscript_optimization` in the MD thread.
+        Deprecated: sets TorchScript's thread-global graph-executor switch (the force itself does
+        not depend on it). Run the MD inside
+        :func:`~openmm_physembed.torch_device.torchscript_optimization` instead, as
+        :class:`~openmm_physembed.simulation.engine.MDEngine` does on the CPU (measured 5-15 %
+        faster with it off there).
     energy_type
-        ``"energy"`` (default): MACE's total energy, isolated-atom energies (E0s) included, as
-        mace-torch's ``MACECalculator`` reports it. ``"interaction_energy"``: without the E0s, as
-        openmm-ml's ``MLPotential('mace')`` reports by default. Forces are the same.
+        ``"interaction_energy"`` (default, as openmm-ml's ``MLPotential('mace')`` and
+        ``MLPotential('physembed-mace')``): without the isolated-atom energies (E0s).
+        ``"energy"``: MACE's total energy, E0s included, as mace-torch's ``MACECalculator``
+        reports it. Forces are the same.
     copyable
         Whether the force will be copied through OpenMM's XML serialiser, as a ``CustomCVForce``
         does with each collective variable and ``copy.deepcopy`` with any Force; ``None``: when
         ``system`` is empty (openmm-ml's interpolation). While
         :data:`~openmm_physembed.workarounds.TORCHFORCE_XML` is active a copied TorchForce
         crashes the process, so a copyable MACE is an ``openmm.PythonForce`` running the same
-        scripted module (:class:`MACEPythonComputation`): same energies and forces, one Python
-        call per evaluation.
+        scripted module (:class:`.mace_python_force.MACEPythonComputation`): same energies and
+        forces, one Python call per evaluation.
 
     Notes
     -----
@@ -566,7 +354,7 @@ def add_mace_force(
     if missing:
         raise PotentialError(f"atoms {missing[:10]} have no element in the topology; MACE needs elements")
     zs = [el.atomic_number for el in elements]
-    dtype = resolve_dtype(dtype, precision) or default_mace_dtype()
+    dtype = resolve_dtype(dtype, precision)
 
     model = load_mace_model(model_path, device=_resolve_device(device))
     info = MACEModelInfo.from_model(model)
@@ -580,7 +368,7 @@ def add_mace_force(
                 f"periodic box width {width:.3f} nm is smaller than twice the MACE cutoff "
                 f"(2 x {info.r_max_nm:.3f} nm); use a larger box (more molecules)"
             )
-    replica_ids = _replica_ids(replicas, topology, selected, n_particles)
+    replica_ids = resolve_replicas(replicas, topology, selected, n_particles)
     if return_forces is None:
         return_forces = False
     python_force = (empty if copyable is None else bool(copyable)) and TORCHFORCE_XML.active()
@@ -591,21 +379,17 @@ def add_mace_force(
         return_forces=bool(return_forces) and not python_force, neighbor_list=neighbor_list, head=head,
         model=model, energy_type=energy_type,
     )
-    if jit_optimize is None:
-        if not (_resolve_device(device).startswith("cuda") or openmm_has_cuda()):
-            set_torchscript_optimization(False)
-    else:
+    if jit_optimize is not None:
+        from ..torch_device import set_torchscript_optimization
+
+        warnings.warn("add_mace_force(jit_optimize=) is deprecated: it changes a thread-global TorchScript switch; "
+                      "run the MD inside openmm_physembed.torch_device.torchscript_optimization(...) instead",
+                      DeprecationWarning, stacklevel=2)
         set_torchscript_optimization(jit_optimize)
     if python_force:
-        import openmm
+        from .mace_python_force import add_mace_python_force
 
-        force = openmm.PythonForce(MACEPythonComputation(module))
-        force.setParticles(selected.tolist())
-        force.setUsesPeriodicBoundaryConditions(bool(periodic))
-        force.setForceGroup(int(force_group))
-        force.setName("MACE")
-        system.addForce(force)
-        return force
+        return add_mace_python_force(system, module, selected.tolist(), bool(periodic), force_group)
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setOutputsForces(bool(return_forces))

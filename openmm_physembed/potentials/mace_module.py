@@ -301,7 +301,7 @@ def inline_forward(scripted: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     openmm-torch freezes the module it is given, keeping only ``forward``. Freezing inlines
     one level of calls using each callee's cached "optimised" graph, and those are themselves
     inlined only if they were first built while the graph executor's optimisation was on in
-    that thread; with it off (faster on CPU, see ``mace_force.set_torchscript_optimization``)
+    that thread; with it off (faster on CPU, see ``torch_device.set_torchscript_optimization``)
     the frozen module fails with "Couldn't find method: '_graph'". Inlining to a fixed point
     here removes the dependence. Calls into C++ custom classes (vesin) stay calls.
     Use it on any wrapper scripted around this module before handing it to a TorchForce.

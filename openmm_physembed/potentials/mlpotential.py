@@ -25,8 +25,8 @@ intermolecular CSO correction (:func:`.cso.add_cso_correction`) in the same call
 precision
     ``"single"`` or ``"double"`` (also ``"float32"``/``"float64"``); default: the model file's own.
 returnEnergyType
-    ``"interaction_energy"`` (default, as openmm-ml: without the isolated-atom energies E0) or
-    ``"energy"`` (MACE's total energy, as ``add_mace_force`` and mace-torch's calculator report).
+    ``"interaction_energy"`` (default, as openmm-ml and ``add_mace_force``: without the
+    isolated-atom energies E0) or ``"energy"`` (MACE's total energy, as mace-torch's calculator).
 replicas
     ``"none"`` (default), ``"molecule"``, ``"residue"`` or ids: independent copies in one Context.
 device
@@ -36,7 +36,7 @@ correction, positions, forceCorrection
     Add the CSO term (``createSystem`` only): ``correction`` is a published name
     (``"mace-off23-small"``, ``"mace-ec-emc"``), a file from ``physembed fit-a1`` (refused when
     fitted for another model file unless ``forceCorrection=True``), explicit values
-    ``{"alpha": ..., "a1": ...}`` or a :class:`~.corrections.CSOCorrection`; ``positions``
+    ``{"alpha": ..., "a1": ...}`` or a :class:`~.correction_choice.CSOCorrection`; ``positions``
     (Quantity or nm) fix the D3 coordination numbers. There is no default correction.
 correctionCutoff, correctionSwitchDistance
     CSO cutoff (default 1.2 nm) and optional switching distance, Quantity or nm (periodic boxes).
@@ -109,14 +109,10 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
         ``system`` may be empty (openmm-ml's interpolation): ``atoms`` are then checked against
         ``topology`` and the MACE is a PythonForce (see the module docstring).
         """
-        from .corrections import choose_correction
+        from .correction_choice import choose_correction
         from .cso import DEFAULT_CUTOFF_NM, add_cso_correction, length_nm
-        from .mace_force import (
-            ENERGY_TYPES,
-            MACEModelInfo,
-            add_mace_force,
-            resolve_dtype,
-        )
+        from .mace_force import ENERGY_TYPES, add_mace_force
+        from .mace_model import resolve_dtype
 
         unknown = sorted(set(args) - set(_EMBEDDING_OPTIONS))
         if unknown:
@@ -132,12 +128,12 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
         if correction is not None and positions is None:
             raise PotentialError("correction= needs positions= (Quantity or nm): each molecule's geometry "
                                  "fixes its D3 coordination numbers")
+        dtype = resolve_dtype(precision=precision)  # None: the model file's own, add_mace_force's default
         if returnEnergyType not in ENERGY_TYPES:
             raise PotentialError(f"returnEnergyType must be one of {', '.join(map(repr, ENERGY_TYPES))}, "
                                  f"got {returnEnergyType!r}")
         if correction is not None:  # resolved (and a fit's model checked) before the slow MACE build
             correction = choose_correction(correction, model_path=self.modelPath, force=forceCorrection)
-        dtype = resolve_dtype(precision=precision) or MACEModelInfo.from_path(self.modelPath).dtype
         add_mace_force(system, topology, self.modelPath, atoms=atoms, dtype=dtype, replicas=replicas,
                        force_group=forceGroup, device=device, energy_type=returnEnergyType)
         if atoms is None and system.usesPeriodicBoundaryConditions():

@@ -47,20 +47,20 @@ class LiquidSpec:
 def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, alpha: float | None = None,
                        a1: float | None = None, s6: float | None = None, cso_cutoff_nm: float = 1.2,
                        cso_switch_nm: float | None = None, gaff_cutoff_nm: float = 1.0, charge_method: str = "bcc",
-                       dtype: str = "float64", label: str | None = None, *, correction=None,
+                       dtype: str | None = None, label: str | None = None, *, correction=None,
                        force_correction: bool = False) -> LiquidSetup:
     """Pack the box and build base + CSO; returns a picklable :class:`LiquidSetup`.
 
     The CSO term is always in the System, so that runs can switch it on by parameters; its values
     are the caller's choice and never a default: ``alpha`` and ``a1`` (``s6`` defaults to 1), or
     ``correction`` (a published name or a ``physembed fit-a1`` file, checked against
-    ``model_path``; see :func:`~openmm_physembed.potentials.corrections.choose_correction`).
+    ``model_path``; see :func:`~openmm_physembed.potentials.correction_choice.choose_correction`).
     Neither, or ``alpha = 0`` alone, builds it switched off (alpha = 0).
     ``cso_switch_nm`` switches the CSO smoothly off between it and the cutoff (continuous energy:
     better energy conservation and a pressure tensor free of cutoff-crossing noise). ``dtype``
-    is the MACE precision (``"single"``/``"double"`` also accepted).
+    is the MACE precision (``"single"``/``"double"`` also accepted; default the model file's own).
     """
-    from ..potentials.corrections import CSOCorrection, choose_correction
+    from ..potentials.correction_choice import CSOCorrection, choose_correction
 
     if correction is None and a1 is None and not alpha and s6 is None:
         chosen = CSOCorrection(0.0, 0.0, 1.0, source="off")  # a1 has no effect at alpha = 0
@@ -77,7 +77,7 @@ def build_liquid_setup(spec: LiquidSpec, model_path: str | Path | None = None, a
         add_cso_correction(system, box.topology, box.positions_nm, cutoff_nm=cso_cutoff_nm,
                            switch_distance_nm=cso_switch_nm, **values)
     else:
-        from ..potentials.corrected import CorrectedMACESystem
+        from ..potentials.corrected_system import CorrectedMACESystem
 
         corrected = CorrectedMACESystem(model_path, box.topology, box.positions_nm, cutoff_nm=cso_cutoff_nm,
                                         switch_distance_nm=cso_switch_nm, dtype=dtype, **values)

@@ -25,8 +25,9 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
                         help="GAFF nonbonded cutoff, nm, of a GAFF base (PME and the LJ long-range correction "
                              "beyond; a small box needs a shorter one, e.g. 0.45 of its edge)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default="float32", help="MACE precision (single = float32, double = float64)")
+    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default=None,
+                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
     parser.add_argument("--pressure", type=float, default=1.0, help="bar")
     parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
@@ -65,10 +66,10 @@ def add_correction_options(parser: argparse.ArgumentParser) -> None:
 
 
 def correction_from_args(args: argparse.Namespace, required: bool = False):
-    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` the options choose, or
+    """The :class:`~openmm_physembed.potentials.correction_choice.CSOCorrection` the options choose, or
     ``None`` for no correction (no option, or ``--alpha 0`` alone); ``required`` refuses ``None``."""
     from ..errors import PropertyError
-    from ..potentials.corrections import choose_correction
+    from ..potentials.correction_choice import choose_correction
 
     off = args.correction is None and args.a1 is None and not args.alpha
     chosen = None if off else choose_correction(args.correction, alpha=args.alpha, a1=args.a1,

@@ -25,6 +25,7 @@ from ..errors import SimulationError
 from .dynamics import Dynamics
 from .masses import repartition_hydrogen_mass, set_masses
 from .runner import CHECKPOINT_FILE, ArrayRecorder, run_checkpointed
+from .platforms import platform_precision_argument
 from .setup import make_simulation
 
 BAROSTATS = ("MonteCarloBarostat", "MonteCarloFlexibleBarostat", "MonteCarloAnisotropicBarostat")
@@ -45,27 +46,39 @@ class MDEngine:
         Global parameter values to set in the Context (e.g. ``{'alpha': 0.05, 'a1': 0.6}``).
     seed
         Integrator and velocity seed; default ``dynamics.seed`` (replicas pass their own).
+    platform_precision
+        OpenMM ``Precision`` of a CUDA/OpenCL Context (see :func:`.platforms.platform_properties`);
+        ``precision`` is its deprecated name (``precision`` means the MACE dtype).
+
+    With a TorchForce on a CPU or Reference Context, TorchScript's graph-executor optimisation
+    is off in the constructing thread until :meth:`close` (measured 5-15 % faster for MACE there;
+    :func:`~openmm_physembed.torch_device.set_torchscript_optimization`), then restored: run the
+    engine in the thread that made it.
     """
 
     def __init__(self, system, topology, positions_nm, dynamics: Dynamics, *, box_vectors_nm=None,
                  parameters: Mapping[str, float] | None = None, seed: int | None = None,
-                 precision: str | None = None):
+                 platform_precision: str | None = None, precision: str | None = None):
+        platform_precision = platform_precision_argument(platform_precision, precision, "MDEngine")
         self.system = system
         self.dynamics = dynamics
         self.seed = dynamics.seed if seed is None else int(seed)
         self.parameters = {k: float(v) for k, v in (parameters or {}).items()}
         self._added = []
         self._masses_before = None
+        self._torchscript_before = None
         if dynamics.hydrogen_mass_amu is not None:
             self._masses_before = repartition_hydrogen_mass(system, topology, dynamics.hydrogen_mass_amu)
         try:
-            self._assemble(topology, positions_nm, box_vectors_nm, precision)
+            self._assemble(topology, positions_nm, box_vectors_nm, platform_precision)
         except BaseException:
             self.close()
             raise
 
-    def _assemble(self, topology, positions_nm, box_vectors_nm, precision) -> None:
+    def _assemble(self, topology, positions_nm, box_vectors_nm, platform_precision) -> None:
         from .molecules import molecule_definition
+        from .platforms import GPU_PLATFORMS
+        from .plugins import has_torch_force
 
         system, dynamics = self.system, self.dynamics
         barostat = dynamics.barostat()
@@ -79,7 +92,12 @@ class MDEngine:
             self._add(molecule_definition(system, topology))
             self._add(barostat)
         self.simulation = make_simulation(system, topology, positions_nm, dynamics.integrator(self.seed),
-                                          dynamics.platform, box_vectors_nm=box_vectors_nm, precision=precision)
+                                          dynamics.platform, box_vectors_nm=box_vectors_nm,
+                                          platform_precision=platform_precision)
+        if has_torch_force(system) and self.context.getPlatform().getName() not in GPU_PLATFORMS:
+            from ..torch_device import set_torchscript_optimization
+
+            self._torchscript_before = set_torchscript_optimization(False)
         for name, value in self.parameters.items():
             self.simulation.context.setParameter(name, value)
 
@@ -124,6 +142,11 @@ class MDEngine:
         """Free the Context, then take the engine's forces out of the caller's System again and give it
         back its own masses."""
         self.simulation = None
+        if self._torchscript_before is not None:
+            from ..torch_device import set_torchscript_optimization
+
+            set_torchscript_optimization(self._torchscript_before)
+            self._torchscript_before = None
         for index in sorted(self._added, reverse=True):
             self.system.removeForce(index)
         self._added = []

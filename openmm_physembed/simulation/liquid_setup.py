@@ -47,7 +47,7 @@ class LiquidSetup:
 
     @classmethod
     def from_corrected(cls, corrected, box_vectors_nm=None, label: str = "liquid"):
-        """From a :class:`~openmm_physembed.potentials.corrected.CorrectedMACESystem`."""
+        """From a :class:`~openmm_physembed.potentials.corrected_system.CorrectedMACESystem`."""
         return cls.from_system(corrected.system, corrected.topology, corrected.positions_nm, box_vectors_nm, label,
                                corrected.mace_arguments)
 

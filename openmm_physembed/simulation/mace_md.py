@@ -25,7 +25,7 @@ def _frame_sampler(simulation, state):
 
 def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNAMICS, *, replicas: int = 1,
                 box_molecules: int | None = None, density_g_cm3: float = 1.0, n_steps: int = 10_000,
-                interval: int = 100, dtype: str = "float32", cache_dir=None,
+                interval: int = 100, dtype: str | None = None, cache_dir=None,
                 progress: bool = True) -> dict[str, np.ndarray]:
     """MD of ``molecule`` (gas phase, ``replicas`` copies, or a box, NVT) with a MACE model.
 

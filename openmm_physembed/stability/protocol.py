@@ -48,7 +48,7 @@ class StabilityProtocol:
     check_interval: int = 10
     bond_tolerance_nm: float = 0.05
     overlap_distance_nm: float = 0.06
-    md_dtype: str = "float32"
+    md_dtype: str | None = None  # MACE precision of the test MD; None: the model file's own
     # Bond-angle bends per augmented structure (sampling/angle_sampling.py); 0 = the paper's
     # bond-length sampling alone. The widths follow GAFF's angle constants at temperature_K.
     angles_per_structure: int = 0
@@ -107,8 +107,9 @@ PRESETS: dict[str, StabilityProtocol] = {
     # effect. It trains the MACE preset 'cpu', not the MACE preset 'quick': the 30-epoch 'quick'
     # MACE preset leaves models so under-trained (force RMSE ~110-160 meV/A) that both datasets
     # collapse within 2 ps and nothing is learnt.
+    # float32 MD on the CPU, as measured (the generic default is the model file's own dtype).
     "quick": StabilityProtocol(name="quick", training_preset="cpu", seeds=(0, 1), n_starts=10, test_ps=5.0,
-                               angles_per_structure=1, cover_every_type=True,
+                               angles_per_structure=1, cover_every_type=True, md_dtype="float32",
                                purpose="~15 min on 2 CPU cores; shows the pipeline, too small to separate the arms"),
     # Sized at the model level, the unit of replication (benchmarks/stability/model_level_design.py,
     # results/stability/design/): per-model hazards of the committed baseline arms vary with a
@@ -120,9 +121,9 @@ PRESETS: dict[str, StabilityProtocol] = {
     # CV^2 0.86 and the median baseline hazard 0.096/ps (0.99 against 30x), size 0.011 +- 0.003.
     # The augmented arm bends one bonded angle per structure (sampling/angle_sampling.py) and
     # reserves a structure for every bond and bendable angle type (sampling/coverage.py). README
-    # "Stability results".
+    # "Stability results". float32 MD, as measured.
     "cpu": StabilityProtocol(name="cpu", training_preset="cpu", seeds=tuple(range(10)), n_starts=8, test_ps=12.5,
-                             angles_per_structure=1, cover_every_type=True,
+                             angles_per_structure=1, cover_every_type=True, md_dtype="float32",
                              purpose="sized to separate the arms on 2 CPU cores, ~1.5 h per molecule"),
 }
 

@@ -97,7 +97,7 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
         Instead of alpha/a1/s6: a published name (``"mace-off23-small"``, ``"mace-ec-emc"``) or a
         file written by ``physembed fit-a1``, which must have been fitted for ``model_path`` (the
         MACE model file of this System; ``None`` for a GAFF base) unless ``force_correction``.
-        See :func:`.corrections.choose_correction`.
+        See :func:`.correction_choice.choose_correction`.
     a2, a4_bohr
         Fixed CSO constants (published 2.5 and 6.25 bohr).
     cutoff_nm
@@ -124,7 +124,7 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
     """
     import openmm
 
-    from ..corrections import choose_correction
+    from ..correction_choice import choose_correction
 
     chosen = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path, force=force_correction)
     alpha, a1, s6 = chosen.alpha, chosen.a1, chosen.s6

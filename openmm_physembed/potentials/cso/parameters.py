@@ -20,7 +20,7 @@ from .d3 import isolated_pair_data
 CSO_A2 = 2.5
 CSO_A4_BOHR = 6.25
 # There is deliberately no default (alpha, a1): each pair belongs to one model file
-# (:mod:`..corrections`, PUBLISHED_CORRECTIONS).
+# (:mod:`..correction_choice`, PUBLISHED_CORRECTIONS).
 DEFAULT_CUTOFF_NM = 1.2
 # Atoms of one element whose frozen CNs differ by less than this share a class. Symmetry-equivalent
 # atoms of an embedded geometry differ by ~1e-6, which would move C6 by about as much, so only

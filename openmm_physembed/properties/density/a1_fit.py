@@ -232,7 +232,7 @@ def fit_a1_reweighting(setup: LiquidSetup, target_density_g_cm3: float, out_dir:
 def correction_from_fit(result: A1FitResult, alpha: float, *, model_path=None, s6: float = 1.0,
                         liquid: str | None = None, temperature_K: float | None = None,
                         pressure_bar: float | None = None, cso_cutoff_nm: float | None = None):
-    """The :class:`~openmm_physembed.potentials.corrections.CSOCorrection` a fit found, tied to its model.
+    """The :class:`~openmm_physembed.potentials.correction_choice.CSOCorrection` a fit found, tied to its model.
 
     ``model_path`` is the MACE model file the fit ran with (``None``: the GAFF base); its sha256 goes
     into the correction, so that ``correction.write(path)`` gives the file ``--correction PATH``
@@ -243,7 +243,7 @@ def correction_from_fit(result: A1FitResult, alpha: float, *, model_path=None, s
     """
     from pathlib import Path
 
-    from ...potentials.corrections import CSOCorrection, file_sha256
+    from ...potentials.correction_choice import CSOCorrection, file_sha256
 
     if result.final_density is not None:
         density, stderr, source = result.final_density.value, result.final_density.stderr, "confirming NPT run"

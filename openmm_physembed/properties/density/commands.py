@@ -105,7 +105,7 @@ def _fit_a1(args: argparse.Namespace) -> int:
         raise PropertyError("fit-a1 fits a1: give its starting value as --a1-initial, not --a1")
     alpha, s6, a1_initial = args.alpha, 1.0, args.a1_initial
     if args.correction is not None:  # refit from an earlier correction: its alpha and s6, its a1 to start
-        from ...potentials.corrections import choose_correction
+        from ...potentials.correction_choice import choose_correction
 
         start = choose_correction(args.correction, model_path=args.model, force=args.force_correction)
         if alpha is not None and alpha != start.alpha:
@@ -120,7 +120,7 @@ def _fit_a1(args: argparse.Namespace) -> int:
     target = args.target if args.target is not None else (experiment.density_g_cm3 if experiment else None)
     if target is None:
         raise PropertyError("give --target DENSITY or --experiment SYSTEM")
-    from ...potentials.corrections import CSOCorrection
+    from ...potentials.correction_choice import CSOCorrection
 
     setup = liquid_setup_from_args(args, spec, CSOCorrection(alpha, a1_initial, s6))
     n_scan = len(args.a1_values) if args.method in ("scan", "both") else 0
@@ -225,8 +225,9 @@ def _register_volume_scan(subparsers) -> None:
     parser.add_argument("--dataset", required=True,
                         help="directory of `physembed liquid-dataset` (test_scan.extxyz, topology.pdb)")
     add_correction_options(parser)
-    parser.add_argument("--dtype", "--precision", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default="float64")
+    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default=None,
+                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
     parser.add_argument("--platform", default=None)
     parser.add_argument("-o", "--out", default=None, help="output directory (default DATASET/volume_scan)")
     parser.set_defaults(handler=_volume_scan)

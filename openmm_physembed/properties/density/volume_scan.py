@@ -43,15 +43,15 @@ class VolumeScanResult:
 
 
 def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology_pdb: str | Path,
-                         correction, out_dir: str | Path | None = None, dtype: str = "float64",
+                         correction, out_dir: str | Path | None = None, dtype: str | None = None,
                          platform: str | None = None) -> VolumeScanResult:
-    """MACE without and with ``correction`` (a :class:`~..potentials.corrections.CSOCorrection`)
+    """MACE without and with ``correction`` (a :class:`~..potentials.correction_choice.CSOCorrection`)
     on every structure of ``scan_path`` (labelled extxyz with ``scale_factor`` and
     ``source_step`` in each structure's info)."""
     import openmm
     from openmm import unit
 
-    from ...potentials.corrected import CorrectedMACESystem
+    from ...potentials.corrected_system import CorrectedMACESystem
     from ...simulation.setup import make_simulation
 
     structures = _read_scan(scan_path)

@@ -8,7 +8,7 @@ live Context can change (``set_a1``, ``set_alpha``) and ``dE/da1``, ``dE/dalpha`
 
 Any MACE model file works, e.g. one trained with :func:`~openmm_physembed.train_mace` or a
 foundation model such as MACE-OFF23(S) that the user downloaded; the toolkit never downloads.
-(alpha, a1) have no default: each pair belongs to one model file (:mod:`.corrections`).
+(alpha, a1) have no default: each pair belongs to one model file (:mod:`.correction_choice`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import PotentialError
-from .corrections import PUBLISHED_CORRECTIONS, choose_correction  # noqa: F401  - PUBLISHED_CORRECTIONS re-exported
+from .correction_choice import choose_correction
 from .cso import (
     CSO_A2,
     CSO_A4_BOHR,
@@ -45,16 +45,17 @@ class CorrectedMACESystem:
         Positions (nm); each molecule's geometry in isolation fixes the D3 coordination numbers.
     correction
         Where (alpha, a1, s6) come from when not given explicitly: a published name
-        (``"mace-off23-small"``, ``"mace-ec-emc"``: :data:`PUBLISHED_CORRECTIONS`, warns that it
-        belongs to that model file) or a file written by ``physembed fit-a1`` (refused when fitted
-        for another model file unless ``force_correction``).
+        (``"mace-off23-small"``, ``"mace-ec-emc"``: :data:`~.correction_choice.PUBLISHED_CORRECTIONS`,
+        warns that it belongs to that model file) or a file written by ``physembed fit-a1``
+        (refused when fitted for another model file unless ``force_correction``).
     alpha, a1, s6
         Explicit initial CSO global parameters instead of ``correction`` (``s6`` defaults to 1).
         One of the two ways is required: there is no default pair.
     cutoff_nm
         CSO cutoff for periodic systems (long-range correction beyond it); nm or a Quantity.
     dtype, precision
-        MACE precision: ``"float64"``/``"double"`` (default) or ``"float32"``/``"single"``.
+        MACE precision: ``"float64"``/``"double"`` or ``"float32"``/``"single"``; default the
+        model file's own, as :func:`.mace_force.add_mace_force` and ``MLPotential('physembed-mace')``.
     cso_force_group
         Force group of the CSO forces; default the lowest one the MACE force does not use.
     molecule_index, reference_positions_nm, switch_distance_nm, long_range_correction, parameter_derivatives
@@ -70,7 +71,7 @@ class CorrectedMACESystem:
         tells a barostat the molecules).
     topology, positions_nm, mace_force, cso_force
     correction
-        The :class:`~.corrections.CSOCorrection` used (values and where they came from).
+        The :class:`~.correction_choice.CSOCorrection` used (values and where they came from).
 
     Examples
     --------
@@ -87,7 +88,7 @@ class CorrectedMACESystem:
                  parameter_derivatives: Sequence[str] = DERIVATIVE_PARAMETERS, **mace_kwargs):
         import openmm
 
-        from .mace_force import resolve_dtype
+        from .mace_model import resolve_dtype
 
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -97,7 +98,7 @@ class CorrectedMACESystem:
             )
         self.correction = choose_correction(correction, alpha=alpha, a1=a1, s6=s6, model_path=model_path,
                                             force=force_correction)
-        dtype = resolve_dtype(dtype, precision) or "float64"
+        dtype = resolve_dtype(dtype, precision)
         n_atoms = topology.getNumAtoms()
         positions = _positions_nm(positions_nm, n_atoms)
 
