@@ -4,33 +4,47 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import (
+    DistinctSeeds,
+    non_negative_int,
+    platform_name,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from ..cli_common import add_executor_options, add_molecule_argument, molecule_from_args
 
 
 def register(subparsers) -> None:
+    from ..training.presets import TRAINING_PRESETS
+    from .protocol import PRESETS
+
     parser = subparsers.add_parser(
         "stability", help="stability benchmark of bond-length sampling for one molecule",
         description="GAFF reference MD -> bond-length sampling -> GFN2-xTB labels -> MACE (baseline and "
                     "augmented, several seeds) -> batched 800 K MD -> collapse report and plots. Resumable: "
                     "rerun the same command after an interruption.")
     add_molecule_argument(parser)
-    parser.add_argument("--preset", choices=["quick", "cpu", "paper"], default="quick",
+    parser.add_argument("--preset", choices=list(PRESETS), default="quick",
                         help="quick: ~15 min on 2 CPU cores, too small to separate the arms; cpu: sized to "
                              "separate them on 2 CPU cores (~1.5 h per molecule); paper: the published protocol (GPU)")
     parser.add_argument("-o", "--out", default=None, help="output directory (default runs/stability/<molecule>_<preset>)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="MACE training seeds")
-    parser.add_argument("--n-starts", type=int, default=None, help="start structures per model")
-    parser.add_argument("--test-ps", type=float, default=None, help="length of each 800 K trajectory (ps)")
-    parser.add_argument("--temperature", type=float, default=None, help="test temperature (K)")
-    parser.add_argument("--training-preset", default=None, help="MACE preset (quick, small, cpu, paper; default: the stability preset's)")
+    parser.add_argument("--seeds", type=random_seed, nargs="+", action=DistinctSeeds, default=None,
+                        help="MACE training seeds")
+    parser.add_argument("--n-starts", type=positive_int, default=None, help="start structures per model")
+    parser.add_argument("--test-ps", type=positive_float, default=None, help="length of each 800 K trajectory (ps)")
+    parser.add_argument("--temperature", type=positive_float, default=None, help="test temperature (K)")
+    parser.add_argument("--training-preset", choices=sorted(TRAINING_PRESETS), default=None,
+                        help="MACE preset (quick, small, cpu, paper; default: the stability preset's)")
     parser.add_argument("--md-dtype", choices=["float32", "float64"], default=None)
-    parser.add_argument("--angles-per-structure", type=int, default=None,
+    parser.add_argument("--angles-per-structure", type=non_negative_int, default=None,
                         help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
                              "published; default: the preset's, 1 for quick and cpu)")
     parser.add_argument("--random-draw", action="store_true",
                         help="the paper's random bond draw alone, no structure reserved per bond/angle type "
                              "(default for --preset paper; quick and cpu cover every type)")
-    parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
+    parser.add_argument("--platform", type=platform_name, default=None,
+                        help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_executor_options(parser)
