@@ -3,6 +3,8 @@
 Each pipeline stage owns its subcommands in ``<stage>/commands.py`` with a
 ``register(subparsers)`` function; this module only assembles them, prints errors as one line
 and exits non-zero. Heavy imports happen inside the command handlers so ``--help`` is instant.
+Arguments are checked while they are parsed (``type=`` functions of :mod:`.cli_checks`), so a
+bad value stops a command before its handler writes anything.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import PhysEmbedError, PhysEmbedWarning
+from .errors import PhysEmbedError, PhysEmbedWarning, UsageError
 
 COMMAND_MODULES = (
     "openmm_physembed.chem.commands",
@@ -27,8 +29,16 @@ COMMAND_MODULES = (
 )
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse with its errors raised as :class:`UsageError` (one line from :func:`main`, exit 2)
+    instead of a usage block and ``sys.exit``; subcommand parsers inherit it."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="physembed",
         description="Stable, experimentally corrected MACE force fields in OpenMM "
         "(self-adaptive bond-length sampling + top-down CSO correction).",
@@ -55,7 +65,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_checks import positive_float, positive_int
+
 
 def add_executor_options(parser: argparse.ArgumentParser, workers_help: str | None = None) -> None:
     """``--workers``, ``--dask-scheduler``, ``--serial``; ``workers_help`` for a command whose default differs."""
     group = parser.add_argument_group("where independent jobs run")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", type=positive_int, default=None,
                        help=workers_help or "local worker processes (default: one per GPU, each on its own GPU; "
                                             "without a GPU half the CPU cores, so that each OpenMM CPU worker has two)")
     group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -58,12 +60,12 @@ def add_composition_options(parser: argparse.ArgumentParser, default_n_molecules
                                                        "omit when --experiment names a known liquid")
     parser.add_argument("--experiment", help="a liquid from the shipped experimental table, e.g. EMC or "
                                              "'EC:EMC 3:7' (sets components, composition and target)")
-    parser.add_argument("--counts", type=int, nargs="+", help="molecules per component")
-    parser.add_argument("--mass-fractions", type=float, nargs="+", help="mass ratio, e.g. 3 7")
-    parser.add_argument("--n-molecules", type=int, default=default_n_molecules,
+    parser.add_argument("--counts", type=positive_int, nargs="+", help="molecules per component")
+    parser.add_argument("--mass-fractions", type=positive_float, nargs="+", help="mass ratio, e.g. 3 7")
+    parser.add_argument("--n-molecules", type=positive_int, default=default_n_molecules,
                         help=f"total molecules (default {default_n_molecules})")
-    parser.add_argument("--packing-density", type=float, default=None, help="g/cm3 for packmol (default: "
-                                                                             "experiment or 1.0)")
+    parser.add_argument("--packing-density", type=positive_float, default=None,
+                        help="g/cm3 for packmol (default: experiment or 1.0)")
 
 
 def composition_from_args(args: argparse.Namespace):

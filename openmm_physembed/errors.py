@@ -13,6 +13,10 @@ class PhysEmbedError(Exception):
     """Base class of every error the toolkit raises deliberately."""
 
 
+class UsageError(PhysEmbedError, ValueError):
+    """A command-line argument out of range, of the wrong kind, or naming nothing that exists."""
+
+
 class MoleculeError(PhysEmbedError, ValueError):
     """Invalid SMILES, unreadable structure file, radical, wrong charge, unsupported element."""
 

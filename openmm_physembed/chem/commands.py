@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import md_seed, positive_float, positive_int
 from ..cli_common import add_cache_option, add_molecule_argument, molecule_from_args
 
 
@@ -21,13 +22,13 @@ def register(subparsers) -> None:
                                 description="Pack a cubic liquid box and write box.pdb. Composition by "
                                             "--counts or by --mass-fractions with --n-molecules.")
     box.add_argument("molecules", nargs="+", help="components (names, SMILES or files)")
-    box.add_argument("--counts", type=int, nargs="+", help="molecules of each component")
-    box.add_argument("--mass-fractions", type=float, nargs="+", help="mass ratio, e.g. 3 7 for EC:EMC 3:7")
-    box.add_argument("--n-molecules", type=int, help="total molecules when giving mass fractions")
+    box.add_argument("--counts", type=positive_int, nargs="+", help="molecules of each component")
+    box.add_argument("--mass-fractions", type=positive_float, nargs="+", help="mass ratio, e.g. 3 7 for EC:EMC 3:7")
+    box.add_argument("--n-molecules", type=positive_int, help="total molecules when giving mass fractions")
     size = box.add_mutually_exclusive_group(required=True)
-    size.add_argument("--density", type=float, help="target density in g/cm3")
-    size.add_argument("--box-edge", type=float, help="cubic box edge in nm")
-    box.add_argument("--seed", type=int, default=1)
+    size.add_argument("--density", type=positive_float, help="target density in g/cm3")
+    size.add_argument("--box-edge", type=positive_float, help="cubic box edge in nm")
+    box.add_argument("--seed", type=md_seed, default=1, help="packmol seed")
     box.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
     box.add_argument("-o", "--output", default="box.pdb")
     add_cache_option(box)

@@ -101,6 +101,12 @@ class Molecule:
             return cls.from_name(spec, charge=charge, seed=seed)
         if Path(spec).suffix.lower() in {".sdf", ".mol", ".mol2", ".pdb"}:
             return cls.from_file(spec, charge=charge)
+        from rdkit import Chem, RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        if not spec.strip() or Chem.MolFromSmiles(spec) is None:  # a mistyped name, most likely
+            raise MoleculeError(f"{spec!r} is neither a library molecule ({', '.join(library.known_names())}), "
+                                "a structure file (.sdf, .mol, .mol2, .pdb) nor a SMILES that RDKit can parse")
         return cls.from_smiles(spec, charge=charge, seed=seed)
 
     @classmethod

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import (
+    existing_file,
+    finite_float,
+    md_seed,
+    non_negative_float,
+    non_negative_int,
+    platform_name,
+    positive_float,
+    positive_int,
+)
 from ..cli_common import add_executor_options, executor_from_args
 
 
@@ -15,17 +25,18 @@ def register(subparsers) -> None:
                     "OUT-stem.e0s.json, OUT-stem.isolated_atoms.extxyz and OUT-stem.skipped.json. SCF failures "
                     "are retried at higher electronic temperatures, then skipped and recorded. Resumable: rerun "
                     "the same command after an interruption.")
-    label.add_argument("input", help="extended XYZ of molecules (Angstrom), e.g. reference-md frames; periodic "
-                                     "boxes (Lattice=... pbc=\"T T T\") with --periodic")
+    label.add_argument("input", type=existing_file,
+                       help="extended XYZ of molecules (Angstrom), e.g. reference-md frames; periodic "
+                            "boxes (Lattice=... pbc=\"T T T\") with --periodic")
     label.add_argument("-o", "--out", required=True, help="output .extxyz")
     label.add_argument("--charge", type=int, default=None,
                        help="total charge for every structure (default: info 'total_charge', else 0)")
-    label.add_argument("--multiplicity", type=int, default=None,
+    label.add_argument("--multiplicity", type=positive_int, default=None,
                        help="spin multiplicity for every structure (default: info 'multiplicity', else 1)")
-    label.add_argument("--electronic-temperature", type=float, default=300.0, help="K (xtb default 300)")
-    label.add_argument("--accuracy", type=float, default=1.0, help="xtb numerical accuracy (default 1.0)")
-    label.add_argument("--max-iterations", type=int, default=250, help="SCC iterations per attempt")
-    label.add_argument("--retry-temperatures", type=float, nargs="*", default=[1000.0, 3000.0], metavar="K",
+    label.add_argument("--electronic-temperature", type=positive_float, default=300.0, help="K (xtb default 300)")
+    label.add_argument("--accuracy", type=positive_float, default=1.0, help="xtb numerical accuracy (default 1.0)")
+    label.add_argument("--max-iterations", type=positive_int, default=250, help="SCC iterations per attempt")
+    label.add_argument("--retry-temperatures", type=positive_float, nargs="*", default=[1000.0, 3000.0], metavar="K",
                        help="electronic temperatures tried after an SCF failure (default: 1000 3000)")
     label.add_argument("--periodic", action="store_true",
                        help="periodic structures (every frame needs a cell and pbc T T T): GFN2-xTB through "
@@ -88,20 +99,21 @@ def _register_liquid_dataset(subparsers) -> None:
     data.add_argument("--table1", action="store_true",
                       help=f"the Table 1 parts: {', '.join(TABLE1_DATASET_PARTS)} (with any --part added)")
     data.add_argument("-o", "--out", default=None, help="output directory (default runs/<liquid>_dataset)")
-    data.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
-    data.add_argument("--pressure", type=float, default=d.dynamics.pressure_bar, help="bar")
-    data.add_argument("--npt-ps", type=float, default=d.npt_ps, help="GAFF NPT length (default %(default)s)")
-    data.add_argument("--equilibration-ps", type=float, default=d.equilibration_ps)
-    data.add_argument("--n-train", type=int, default=d.n_train, help="NPT frames for training")
-    data.add_argument("--n-valid", type=int, default=d.n_validation, help="NPT frames for validation")
-    data.add_argument("--n-test", type=int, default=d.n_test, help="frames whose full scans are the test set")
-    data.add_argument("--n-train-scanned", type=int, default=d.n_train_scanned,
+    data.add_argument("--temperature", type=positive_float, default=None,
+                      help="K (default: the experiment's or 298.15)")
+    data.add_argument("--pressure", type=finite_float, default=d.dynamics.pressure_bar, help="bar")
+    data.add_argument("--npt-ps", type=positive_float, default=d.npt_ps, help="GAFF NPT length (default %(default)s)")
+    data.add_argument("--equilibration-ps", type=non_negative_float, default=d.equilibration_ps)
+    data.add_argument("--n-train", type=positive_int, default=d.n_train, help="NPT frames for training")
+    data.add_argument("--n-valid", type=positive_int, default=d.n_validation, help="NPT frames for validation")
+    data.add_argument("--n-test", type=positive_int, default=d.n_test, help="frames whose full scans are the test set")
+    data.add_argument("--n-train-scanned", type=non_negative_int, default=d.n_train_scanned,
                       help="training frames whose scans are added to the training set")
-    data.add_argument("--scan-factors", type=float, nargs="+", default=list(d.scan_factors),
+    data.add_argument("--scan-factors", type=positive_float, nargs="+", default=list(d.scan_factors),
                       help="linear box scale factors (default %(default)s)")
-    data.add_argument("--seed", type=int, default=d.dynamics.seed)
+    data.add_argument("--seed", type=md_seed, default=d.dynamics.seed)
     data.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    data.add_argument("--platform", default=None, help="OpenMM platform of the GAFF NPT")
+    data.add_argument("--platform", type=platform_name, default=None, help="OpenMM platform of the GAFF NPT")
     data.add_argument("--no-progress", action="store_true")
     add_cache_option(data)
     add_executor_options(data)

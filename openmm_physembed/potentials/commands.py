@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_checks import existing_file, md_seed, non_negative_float, platform_name, positive_float, positive_int
 from ..cli_common import add_cache_option, add_molecule_argument, molecule_from_args
 
 
@@ -15,22 +16,23 @@ def register(subparsers) -> None:
                     "default; --replicas N runs N non-interacting copies in one Context; --box N packs N "
                     "molecules at --density in a periodic box (NVT). Energies and frames go to OUT/records; "
                     "rerun the same command to resume.")
-    md.add_argument("model", help="mace-torch model file (NAME.model from mace_run_train)")
+    md.add_argument("model", type=existing_file, help="mace-torch model file (NAME.model from mace_run_train)")
     add_molecule_argument(md)
     md.add_argument("-o", "--out", default=None, help="output directory (default runs/<molecule>/mace_md)")
-    md.add_argument("--replicas", type=int, default=1, help="independent gas-phase copies in one Context")
-    md.add_argument("--box", type=int, default=None, metavar="N", help="periodic liquid of N molecules")
-    md.add_argument("--density", type=float, default=1.0, help="packing density of --box in g/cm3")
-    md.add_argument("--steps", type=int, default=10_000)
-    md.add_argument("--timestep", type=float, default=0.5, help="fs")
-    md.add_argument("--temperature", type=float, default=300.0, help="K")
-    md.add_argument("--friction", type=float, default=1.0, help="1/ps")
-    md.add_argument("--interval", type=int, default=100, help="steps between recorded frames")
+    md.add_argument("--replicas", type=positive_int, default=1, help="independent gas-phase copies in one Context")
+    md.add_argument("--box", type=positive_int, default=None, metavar="N", help="periodic liquid of N molecules")
+    md.add_argument("--density", type=positive_float, default=1.0, help="packing density of --box in g/cm3")
+    md.add_argument("--steps", type=positive_int, default=10_000)
+    md.add_argument("--timestep", type=positive_float, default=0.5, help="fs")
+    md.add_argument("--temperature", type=positive_float, default=300.0, help="K")
+    md.add_argument("--friction", type=non_negative_float, default=1.0, help="1/ps")
+    md.add_argument("--interval", type=positive_int, default=100, help="steps between recorded frames")
     md.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
                     default=None,
                     help="MACE precision, single = float32, double = float64 (default: the model file's own)")
-    md.add_argument("--seed", type=int, default=2024)
-    md.add_argument("--platform", default=None, help="OpenMM platform (default: CUDA if present, else CPU)")
+    md.add_argument("--seed", type=md_seed, default=2024)
+    md.add_argument("--platform", type=platform_name, default=None,
+                    help="OpenMM platform (default: CUDA if present, else CPU)")
     add_cache_option(md)
     md.set_defaults(handler=_md)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import existing_file, finite_float, md_seed, platform_name, positive_float, positive_int
+
 
 def add_liquid_options(parser: argparse.ArgumentParser) -> None:
     from ..cli_common import add_composition_options
@@ -16,10 +18,12 @@ def add_liquid_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="MACE model file; without it the base is GAFF")
+    parser.add_argument("--model", type=existing_file, default=None,
+                        help="MACE model file; without it the base is GAFF")
     add_correction_options(parser)
-    parser.add_argument("--cso-cutoff", type=float, default=1.2, help="CSO cutoff, nm (box must be twice that)")
-    parser.add_argument("--cso-switch", type=float, default=None,
+    parser.add_argument("--cso-cutoff", type=positive_float, default=1.2,
+                        help="CSO cutoff, nm (box must be twice that)")
+    parser.add_argument("--cso-switch", type=positive_float, default=None,
                         help="switch the CSO off smoothly from this distance (nm) to the cutoff")
     parser.add_argument("--gaff-cutoff", type=float, default=1.0,
                         help="GAFF nonbonded cutoff, nm, of a GAFF base (PME and the LJ long-range correction "
@@ -28,14 +32,15 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
                         default=None,
                         help="MACE precision, single = float32, double = float64 (default: the model file's own)")
-    parser.add_argument("--temperature", type=float, default=None, help="K (default: the experiment's or 298.15)")
-    parser.add_argument("--pressure", type=float, default=1.0, help="bar")
-    parser.add_argument("--steps", type=int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
-    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
-    parser.add_argument("--report-interval", type=int, default=100, help="steps between stored frames")
-    parser.add_argument("--average-last-ps", type=float, default=200.0, help="averaging window (ps)")
-    parser.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
-    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--temperature", type=positive_float, default=None,
+                        help="K (default: the experiment's or 298.15)")
+    parser.add_argument("--pressure", type=finite_float, default=1.0, help="bar")
+    parser.add_argument("--steps", type=positive_int, default=1_000_000, help="NPT steps (published: 1 ns at 1 fs)")
+    parser.add_argument("--timestep", type=positive_float, default=1.0, help="fs")
+    parser.add_argument("--report-interval", type=positive_int, default=100, help="steps between stored frames")
+    parser.add_argument("--average-last-ps", type=positive_float, default=200.0, help="averaging window (ps)")
+    parser.add_argument("--platform", type=platform_name, default=None, help="OpenMM platform (default: automatic)")
+    parser.add_argument("--seed", type=md_seed, default=2024)
     parser.add_argument("--skip-timing", action="store_true",
                         help="do not time a few steps first (runs of 20000+ steps print their estimated wall time)")
     parser.add_argument("-o", "--out", default=None, help="output directory")
@@ -55,8 +60,8 @@ def add_hydrogen_mass_option(parser: argparse.ArgumentParser) -> None:
 def add_correction_options(parser: argparse.ArgumentParser) -> None:
     """``--alpha``/``--a1``, ``--correction``, ``--force-correction``: how the CSO term is chosen (no default)."""
     group = parser.add_argument_group("CSO correction: --alpha and --a1, or --correction (no default values)")
-    group.add_argument("--alpha", type=float, default=None, help="scale of the CSO term (0 = off)")
-    group.add_argument("--a1", type=float, default=None, help="CSO damping parameter a1 (with --alpha)")
+    group.add_argument("--alpha", type=finite_float, default=None, help="scale of the CSO term (0 = off)")
+    group.add_argument("--a1", type=finite_float, default=None, help="CSO damping parameter a1 (with --alpha)")
     group.add_argument("--correction", default=None, metavar="FILE|NAME",
                        help="(alpha, a1, s6) from the correction.json `physembed fit-a1` writes (refused if it was "
                             "fitted for another --model), or a published pair for its own model file only: "
@@ -114,11 +119,37 @@ def liquid_setup_from_args(args, spec, correction):
     """Box + base + CSO for ``correction`` (a CSOCorrection; ``None``: the term is present but off)."""
     from .liquid import build_liquid_setup
 
+    check_box_fits_cutoff(spec, args.cso_cutoff, args.cso_switch)
+
     values = {} if correction is None else {"alpha": correction.alpha, "a1": correction.a1, "s6": correction.s6}
     return build_liquid_setup(spec, model_path=args.model, cso_cutoff_nm=args.cso_cutoff,
                               cso_switch_nm=args.cso_switch, gaff_cutoff_nm=args.gaff_cutoff,
                               charge_method=args.charge_method, dtype=args.dtype,
                               **values)
+
+
+def check_box_fits_cutoff(spec, cso_cutoff_nm: float, cso_switch_nm: float | None = None) -> None:
+    """Refuse a CSO switch past its cutoff, or a box narrower than twice the cutoff, before the box is
+    packed: the CSO term would refuse them only after GAFF typing and packmol (minutes, and files in
+    the cache). The box edge is the one :func:`~openmm_physembed.chem.box.build_box` will pack."""
+    from ..chem.box import box_edge_for_density, counts_from_mass_fractions
+    from ..chem.molecule import Molecule
+    from ..errors import PropertyError
+
+    if cso_switch_nm is not None and not cso_switch_nm < cso_cutoff_nm:
+        raise PropertyError(f"--cso-switch {cso_switch_nm:g} nm must be shorter than --cso-cutoff "
+                            f"{cso_cutoff_nm:g} nm")
+    molecules = [Molecule.from_any(c) for c in spec.components]
+    counts = spec.counts
+    if counts is None and spec.mass_fractions is not None and spec.n_molecules:
+        counts = counts_from_mass_fractions(molecules, spec.mass_fractions, spec.n_molecules)
+    if counts is None or len(counts) != len(molecules):
+        return  # build_box says what is missing, before it types or packs anything
+    edge = box_edge_for_density(molecules, counts, spec.packing_density_g_cm3)
+    if 2.0 * cso_cutoff_nm > edge:
+        raise PropertyError(f"{sum(counts)} molecules at {spec.packing_density_g_cm3:g} g/cm3 fill a {edge:.2f} nm "
+                            f"box, narrower than twice the CSO cutoff ({cso_cutoff_nm:g} nm): give more --n-molecules "
+                            "or a shorter --cso-cutoff")
 
 
 def correction_parameters(correction) -> dict:

@@ -5,6 +5,17 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import (
+    existing_file,
+    md_seed,
+    non_negative_float,
+    non_negative_int,
+    platform_name,
+    positive_float,
+    positive_int,
+    probability,
+    random_seed,
+)
 from ..cli_common import add_cache_option, add_molecule_argument, molecule_from_args
 
 
@@ -14,14 +25,14 @@ def register(subparsers) -> None:
                                             "1 fs, 1 ns, frame every 100 steps, 50 random frames). Resumable.")
     add_molecule_argument(ref)
     ref.add_argument("-o", "--out", default=None, help="output directory (default runs/<molecule>/reference)")
-    ref.add_argument("--temperature", type=float, default=300.0, help="K")
-    ref.add_argument("--timestep", type=float, default=1.0, help="fs")
-    ref.add_argument("--steps", type=int, default=1_000_000)
-    ref.add_argument("--frame-interval", type=int, default=100, help="steps between stored frames")
-    ref.add_argument("--n-frames", type=int, default=50, help="random frames kept for training")
-    ref.add_argument("--seed", type=int, default=2024)
+    ref.add_argument("--temperature", type=positive_float, default=300.0, help="K")
+    ref.add_argument("--timestep", type=positive_float, default=1.0, help="fs")
+    ref.add_argument("--steps", type=positive_int, default=1_000_000)
+    ref.add_argument("--frame-interval", type=positive_int, default=100, help="steps between stored frames")
+    ref.add_argument("--n-frames", type=positive_int, default=50, help="random frames kept for training")
+    ref.add_argument("--seed", type=md_seed, default=2024)
     ref.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    ref.add_argument("--platform", default=None, help="OpenMM platform (default: automatic)")
+    ref.add_argument("--platform", type=platform_name, default=None, help="OpenMM platform (default: automatic)")
     add_cache_option(ref)
     ref.set_defaults(handler=_reference_md)
     _register_augment(subparsers)
@@ -57,34 +68,38 @@ def _register_augment(subparsers) -> None:
                     "train.extxyz, valid.extxyz, records.json/.csv, ranges.json and a PNG of the bond-length "
                     "distributions. Deterministic for a seed; rerunning a finished run does nothing.")
     add_molecule_argument(aug)
-    aug.add_argument("--frames", required=True, help="reference frames extxyz (e.g. OUT/frames.extxyz of reference-md)")
+    aug.add_argument("--frames", required=True, type=existing_file,
+                     help="reference frames extxyz (e.g. OUT/frames.extxyz of reference-md)")
     aug.add_argument("-o", "--out", default=None, help="output directory (default runs/<molecule>/augmented)")
-    aug.add_argument("--seed", type=int, default=0)
-    aug.add_argument("--n-validation", type=int, default=d.n_validation, help="frames kept unmodified for validation")
-    aug.add_argument("--bonds-per-structure", type=int, default=d.bonds_per_structure)
-    aug.add_argument("--s-compression", type=float, default=d.s_compression,
+    aug.add_argument("--seed", type=random_seed, default=0)
+    aug.add_argument("--n-validation", type=non_negative_int, default=d.n_validation,
+                     help="frames kept unmodified for validation")
+    aug.add_argument("--bonds-per-structure", type=positive_int, default=d.bonds_per_structure)
+    aug.add_argument("--s-compression", type=positive_float, default=d.s_compression,
                      help="compression segment starts at s*r_min (default %(default)s)")
-    aug.add_argument("--s-stretch", type=float, default=d.s_stretch_angstrom,
+    aug.add_argument("--s-stretch", type=non_negative_float, default=d.s_stretch_angstrom,
                      help="stretch scale in Angstrom (default %(default)s)")
     aug.add_argument("--reference-bond", default=d.reference_bond_type,
                      help="bond type whose k is k_ref (default %(default)s)")
-    aug.add_argument("--terminal-k-factor", type=float, default=d.terminal_k_factor, help="default %(default)s")
-    aug.add_argument("--stretch-weight", type=float, default=d.stretch_weight / d.compression_weight,
-                     help="stretch : compression = this : 1 (default %(default)s)")
-    aug.add_argument("--rotation-probability", type=float, default=d.rotation_probability,
+    aug.add_argument("--terminal-k-factor", type=positive_float, default=d.terminal_k_factor,
                      help="default %(default)s")
-    aug.add_argument("--rotation-degrees", type=float, nargs=2, default=d.rotation_degrees, metavar=("MIN", "MAX"),
+    aug.add_argument("--stretch-weight", type=non_negative_float, default=d.stretch_weight / d.compression_weight,
+                     help="stretch : compression = this : 1 (default %(default)s)")
+    aug.add_argument("--rotation-probability", type=probability, default=d.rotation_probability,
+                     help="default %(default)s")
+    aug.add_argument("--rotation-degrees", type=non_negative_float, nargs=2, default=d.rotation_degrees,
+                     metavar=("MIN", "MAX"),
                      help="terminal-group rotation range (default %(default)s)")
-    aug.add_argument("--clash-margin", type=float, default=d.clash_margin_angstrom,
+    aug.add_argument("--clash-margin", type=non_negative_float, default=d.clash_margin_angstrom,
                      help="geometry check margin in Angstrom (default %(default)s)")
-    aug.add_argument("--max-attempts", type=int, default=d.max_attempts,
+    aug.add_argument("--max-attempts", type=positive_int, default=d.max_attempts,
                      help="draws per structure before giving up (default %(default)s)")
     aug.add_argument("--random-draw", action="store_true",
                      help="the paper's draw alone: no structure reserved per bond type, so rare stiff types may "
                           "stay unstretched (reported); default: every bond type stretched at least once")
-    aug.add_argument("--angles-per-structure", type=int, default=0,
+    aug.add_argument("--angles-per-structure", type=non_negative_int, default=0,
                      help="bonded-angle bends per structure at --bend-temperature (default 0: bonds only)")
-    aug.add_argument("--bend-temperature", type=float, default=800.0,
+    aug.add_argument("--bend-temperature", type=positive_float, default=800.0,
                      help="K; bend widths are 3 thermal widths sqrt(kB T / k) (default %(default)s)")
     aug.add_argument("--typing", default="gaff", help="bond typing source (gaff, gaff2)")
     aug.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc",

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_checks import (
+    DistinctSeeds,
+    non_negative_int,
+    platform_name,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from ..cli_common import add_executor_options, add_molecule_argument, given_options, molecule_from_args
 
 DEFAULT_PRESET = "quick"
@@ -23,20 +31,22 @@ def register(subparsers) -> None:
                         help="; ".join(protocol.describe() for protocol in PRESETS.values())
                         + f" (default {DEFAULT_PRESET})")
     parser.add_argument("-o", "--out", default=None, help="output directory (default runs/stability/<molecule>_<preset>)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="MACE training seeds")
-    parser.add_argument("--n-starts", type=int, default=None, help="start structures per model")
-    parser.add_argument("--test-ps", type=float, default=None, help="length of each 800 K trajectory (ps)")
-    parser.add_argument("--temperature", type=float, default=None, help="test temperature (K)")
+    parser.add_argument("--seeds", type=random_seed, nargs="+", action=DistinctSeeds, default=None,
+                        help="MACE training seeds")
+    parser.add_argument("--n-starts", type=positive_int, default=None, help="start structures per model")
+    parser.add_argument("--test-ps", type=positive_float, default=None, help="length of each 800 K trajectory (ps)")
+    parser.add_argument("--temperature", type=positive_float, default=None, help="test temperature (K)")
     parser.add_argument("--training-preset", choices=sorted(TRAINING_PRESETS), default=None,
                         help="MACE preset (default: the one the stability preset names)")
     parser.add_argument("--md-dtype", choices=["float32", "float64"], default=None)
-    parser.add_argument("--angles-per-structure", type=int, default=None,
+    parser.add_argument("--angles-per-structure", type=non_negative_int, default=None,
                         help="bonded angles bent per augmented structure (0 = bond-length sampling alone, as "
                              "published; default: the preset's, 1 for quick and cpu)")
     parser.add_argument("--random-draw", dest="cover_every_type", action="store_const", const=False, default=None,
                         help="the paper's random bond draw alone, no structure reserved per bond/angle type "
                              "(default for --preset paper; quick and cpu cover every type)")
-    parser.add_argument("--platform", default=None, help="OpenMM platform for the MLFF MD (default automatic)")
+    parser.add_argument("--platform", type=platform_name, default=None,
+                        help="OpenMM platform for the MLFF MD (default automatic)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_executor_options(parser, workers_help="local worker processes (default: one per CPU core, one on a GPU "

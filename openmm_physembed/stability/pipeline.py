@@ -142,7 +142,7 @@ def run_stability(molecule: Molecule, out_dir: str | Path, protocol: StabilityPr
     start_frames = np.sort(rng.choice(len(trajectory), size=protocol.n_starts, replace=False))
     starts = trajectory[start_frames].astype(float)
     def md_settings(training_seed: int) -> ReplicaMDSettings:
-        dynamics = replace(protocol.test_md, seed=protocol.seed + 100 * training_seed)
+        dynamics = replace(protocol.test_md, seed=protocol.test_md_seed(training_seed))
         return ReplicaMDSettings(dynamics, n_steps=protocol.test_steps, check_interval=protocol.check_interval,
                                  dtype=protocol.md_dtype, bond_tolerance_nm=protocol.bond_tolerance_nm,
                                  overlap_distance_nm=protocol.overlap_distance_nm)

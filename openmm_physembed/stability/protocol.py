@@ -15,6 +15,10 @@ from dataclasses import dataclass, field, replace
 
 from ..simulation.dynamics import Dynamics
 
+# The test MD of the model of training seed k runs with seed + 100 k (one integrator per model:
+# its starts are replicas in one Context).
+_TEST_SEED_STRIDE = 100
+
 
 @dataclass(frozen=True)
 class StabilityProtocol:
@@ -63,6 +67,25 @@ class StabilityProtocol:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+
+    def __post_init__(self):
+        from ..checks import MD_SEED_MAX, SEED_MAX, check_seed, check_seeds
+        from ..errors import StabilityError
+
+        seeds = check_seeds(self.seeds, StabilityError)
+        check_seed(self.seed, StabilityError, name="the protocol seed")
+        # The largest test-MD seed must still fit OpenMM's C int, or the last model's MD fails
+        # after every model has been trained.
+        if self.test_md_seed(max(seeds)) > MD_SEED_MAX:
+            largest = (MD_SEED_MAX - self.seed) // _TEST_SEED_STRIDE
+            raise StabilityError(f"training seeds up to {min(largest, SEED_MAX)} fit the test MD's seeds "
+                                 f"(seed {self.seed} + {_TEST_SEED_STRIDE} x training seed, at most "
+                                 f"{MD_SEED_MAX}); got {max(seeds)}")
+        object.__setattr__(self, "seeds", seeds)
+
+    def test_md_seed(self, training_seed: int) -> int:
+        """The Langevin seed of the test MD of the model trained with ``training_seed``."""
+        return self.seed + _TEST_SEED_STRIDE * int(training_seed)
 
     @property
     def temperature_K(self) -> float:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 
+from ..cli_checks import DistinctSeeds, existing_file, positive_int, random_seed
 from ..cli_common import add_executor_options
+
+#: What mace_run_train's --E0s takes besides a table.
+MACE_E0S_KEYWORDS = ("average", "estimated", "foundation")
 
 
 def register(subparsers) -> None:
@@ -17,21 +22,46 @@ def register(subparsers) -> None:
         description="Train one MACE model per seed with mace-torch's mace_run_train. Writes OUT/seed_<k>/ with "
                     "the model, mace's logs and checkpoints, and a learning-curve PNG. Resumable: rerun the "
                     f"same command after an interruption. Presets -- {presets}.")
-    train.add_argument("--train", required=True, help="training extxyz (REF_energy, REF_forces)")
-    train.add_argument("--valid", required=True, help="validation extxyz")
+    train.add_argument("--train", required=True, type=existing_file,
+                       help="training extxyz (REF_energy, REF_forces)")
+    train.add_argument("--valid", required=True, type=existing_file, help="validation extxyz")
     train.add_argument("-o", "--out", required=True, help="output directory")
     train.add_argument("--preset", default="quick", choices=sorted(TRAINING_PRESETS))
-    train.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (one model each)")
-    train.add_argument("--e0s", default=None,
-                       help="isolated-atom energies: the labeller's .e0s.json or 'average' "
-                            "(default: TRAIN-stem.e0s.json beside the training file)")
+    train.add_argument("--seeds", type=random_seed, nargs="+", action=DistinctSeeds, default=[0],
+                       help="random seeds (one model each)")
+    train.add_argument("--e0s", default=None, type=_e0s,
+                       help="isolated-atom energies: the labeller's .e0s.json, 'average' or another "
+                            "mace_run_train --E0s value (default: TRAIN-stem.e0s.json beside the training file)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a mace_run_train option of the preset, e.g. --set max_num_epochs=200 "
                             "--set swa=True; KEY=None removes it (repeatable)")
-    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    train.add_argument("--threads-per-seed", type=int, default=None, help="OMP_NUM_THREADS of each training run")
+    train.add_argument("--device", default=None, type=_device, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--threads-per-seed", type=positive_int, default=None,
+                       help="OMP_NUM_THREADS of each training run")
     add_executor_options(train)
     train.set_defaults(handler=_train)
+
+
+def _device(text: str) -> str:
+    """A torch device name mace_run_train accepts (whether it is present is torch's to say, when it runs)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N, mps or xpu, got {text!r}")
+    return text
+
+
+def _e0s(text: str) -> str:
+    """A mace E0s keyword, a ``{Z: eV}`` table or an existing .e0s.json: anything else would reach
+    mace_run_train as a keyword and fail there, once per seed."""
+    if text.lower() in MACE_E0S_KEYWORDS:
+        return text
+    if text.lstrip().startswith("{"):
+        try:
+            if isinstance(ast.literal_eval(text), dict):
+                return text
+        except (ValueError, SyntaxError):
+            pass
+        raise argparse.ArgumentTypeError(f"is not a {{Z: energy in eV}} table: {text!r}")
+    return existing_file(text)
 
 
 def parse_overrides(items: list[str]) -> dict:

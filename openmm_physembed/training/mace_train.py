@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..checks import check_seeds
 from ..errors import TrainingError, tail
 from ..io import read_json, write_json
 from ..jobs import JobDirectory
@@ -131,9 +132,7 @@ def train_mace(
     for path, what in ((train_file, "training"), (valid_file, "validation")):
         if not path.is_file():
             raise TrainingError(f"{what} file {path} does not exist")
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise TrainingError(f"seeds must be distinct and at least one, got {seeds}")
+    seeds = list(check_seeds(seeds, TrainingError))  # numpy's range: mace_run_train calls np.random.seed
     preset = get_preset(preset)
     options = preset.with_overrides(overrides)
     for key in _MANAGED:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from ...cli_checks import existing_dir, existing_file, finite_float, platform_name, positive_float, positive_int
 from ..liquid_cli import (
     add_correction_options,
     add_hydrogen_mass_option,
     add_liquid_options,
     add_model_and_npt_options,
+    check_box_fits_cutoff,
     correction_from_args,
     correction_parameters,
     describe_correction,
@@ -32,15 +34,15 @@ def register(subparsers) -> None:
                                             "with Newton steps (fewer simulations). Resumable.")
     add_liquid_options(fit)
     add_hydrogen_mass_option(fit)
-    fit.add_argument("--target", type=float, default=None, help="target density g/cm3 (default: experiment)")
+    fit.add_argument("--target", type=positive_float, default=None, help="target density g/cm3 (default: experiment)")
     fit.add_argument("--method", choices=["scan", "reweighting", "both"], default="reweighting")
-    fit.add_argument("--a1-values", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5],
+    fit.add_argument("--a1-values", type=finite_float, nargs="+", default=[0.0, 0.5, 1.0, 1.5],
                      help="a1 values of the scan")
-    fit.add_argument("--a1-initial", type=float, default=None,
+    fit.add_argument("--a1-initial", type=finite_float, default=None,
                      help="first a1 of the reweighting fit (default: the --correction's a1, else 1.0)")
-    fit.add_argument("--tolerance", type=float, default=0.002, help="g/cm3")
-    fit.add_argument("--min-effective-samples", type=float, default=50.0)
-    fit.add_argument("--max-simulations", type=int, default=6)
+    fit.add_argument("--tolerance", type=positive_float, default=0.002, help="g/cm3")
+    fit.add_argument("--min-effective-samples", type=positive_float, default=50.0)
+    fit.add_argument("--max-simulations", type=positive_int, default=6)
     from ...cli_common import add_executor_options
 
     add_executor_options(fit)
@@ -53,7 +55,7 @@ def register(subparsers) -> None:
     transfer.add_argument("cases", nargs="*", default=list(DEFAULT_TRANSFER_CASES),
                           help="SYSTEM or SYSTEM@TEMPERATURE from the shipped experimental table "
                                f"(default: {' '.join(DEFAULT_TRANSFER_CASES)})")
-    transfer.add_argument("--n-molecules", type=int, default=100, help="molecules per box (default 100)")
+    transfer.add_argument("--n-molecules", type=positive_int, default=100, help="molecules per box (default 100)")
     add_model_and_npt_options(transfer)
     add_hydrogen_mass_option(transfer)
     transfer.set_defaults(out="runs/transfer")
@@ -195,6 +197,8 @@ def _transfer(args: argparse.Namespace) -> int:
     cases = [parse_transfer_case(text) for text in args.cases]
     if missing := [c.system for c in cases if c.density_g_cm3 is None]:
         raise PropertyError(f"no experimental density for {', '.join(missing)}")
+    for case in cases:
+        check_box_fits_cutoff(LiquidSpec.from_experiment(case, args.n_molecules), args.cso_cutoff, args.cso_switch)
     protocol = NPTProtocol(npt_dynamics_from_args(args), n_steps=args.steps, report_interval=args.report_interval,
                            average_last_ps=args.average_last_ps)
     if args.temperature is not None:
@@ -221,14 +225,14 @@ def _register_volume_scan(subparsers) -> None:
                     "print, per box scale factor, the energy change along the scans and the force RMSE against "
                     "the GFN2-xTB labels (published: the correction changes the force RMSE by < 0.8 meV/A). "
                     "Writes OUT/volume_scan.json and volume_scan.png.")
-    parser.add_argument("--model", required=True, help="MACE model file")
-    parser.add_argument("--dataset", required=True,
+    parser.add_argument("--model", required=True, type=existing_file, help="MACE model file")
+    parser.add_argument("--dataset", required=True, type=existing_dir,
                         help="directory of `physembed liquid-dataset` (test_scan.extxyz, topology.pdb)")
     add_correction_options(parser)
     parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
                         default=None,
                         help="MACE precision, single = float32, double = float64 (default: the model file's own)")
-    parser.add_argument("--platform", default=None)
+    parser.add_argument("--platform", type=platform_name, default=None)
     parser.add_argument("-o", "--out", default=None, help="output directory (default DATASET/volume_scan)")
     parser.set_defaults(handler=_volume_scan)
 
@@ -236,8 +240,11 @@ def _register_volume_scan(subparsers) -> None:
 def _volume_scan(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ...cli_checks import require_files
+    from ...errors import PropertyError
     from .volume_scan import evaluate_volume_scan, format_table
 
+    require_files(args.dataset, ("test_scan.extxyz", "topology.pdb"), PropertyError, "`physembed liquid-dataset`")
     correction = correction_from_args(args, required=True)
     dataset = Path(args.dataset)
     out = Path(args.out or dataset / "volume_scan")

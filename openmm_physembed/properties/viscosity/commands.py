@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ...cli_checks import existing_file, non_negative_int, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     _register_viscosity(subparsers)
@@ -26,24 +28,24 @@ def _register_viscosity(subparsers) -> None:
                     "Published protocol: 1 ns NPT, 3 x 5 ns NVT at 1 fs. Resumable: rerun to continue.")
     add_liquid_options(parser)  # --steps/--timestep/--report-interval/--average-last-ps: the NPT stage
     group = parser.add_argument_group("Green-Kubo NVT stage")
-    group.add_argument("--frames", default=None, metavar="NPZ",
+    group.add_argument("--frames", type=existing_file, default=None, metavar="NPZ",
                        help="start from these frames (arrays positions_nm (n, atoms, 3) and box_nm (n, 3, 3)) "
                             "instead of running NPT")
-    group.add_argument("--frame-interval", type=int, default=1000, help="NPT steps between kept frames")
-    group.add_argument("--replicas", type=int, default=3, help="NVT runs from random frames (default 3)")
-    group.add_argument("--nvt-steps", type=int, default=5_000_000, help="production steps per replica (5 ns)")
-    group.add_argument("--nvt-equilibration-steps", type=int, default=10_000,
+    group.add_argument("--frame-interval", type=positive_int, default=1000, help="NPT steps between kept frames")
+    group.add_argument("--replicas", type=positive_int, default=3, help="NVT runs from random frames (default 3)")
+    group.add_argument("--nvt-steps", type=positive_int, default=5_000_000, help="production steps per replica (5 ns)")
+    group.add_argument("--nvt-equilibration-steps", type=non_negative_int, default=10_000,
                        help="NVT steps before sampling starts")
-    group.add_argument("--sample-interval", type=int, default=5, help="steps between pressure-tensor samples")
+    group.add_argument("--sample-interval", type=positive_int, default=5, help="steps between pressure-tensor samples")
     group.add_argument("--thermostat", choices=["nose-hoover", "langevin"], default="nose-hoover")
-    group.add_argument("--thermostat-rate", type=float, default=1.0,
+    group.add_argument("--thermostat-rate", type=positive_float, default=1.0,
                        help="Nose-Hoover collision frequency or Langevin friction, 1/ps")
     group.add_argument("--pressure-provider", default="auto",
                        help="pressure-tensor provider: auto (exact-mace with --model, else finite-difference), "
                             "exact-mace, finite-difference")
     group.add_argument("--stacie-model", choices=["lorentz", "exppoly", "pade"], default="lorentz")
-    group.add_argument("--segments", type=int, default=10, help="time-decomposition segments per replica")
-    group.add_argument("--std-fraction", type=float, default=0.4,
+    group.add_argument("--segments", type=positive_int, default=10, help="time-decomposition segments per replica")
+    group.add_argument("--std-fraction", type=positive_float, default=0.4,
                        help="time-decomposition cutoff: spread of the curves / mean (Zhang et al.: 0.4)")
     add_executor_options(parser)
     parser.set_defaults(handler=_viscosity)
@@ -64,6 +66,7 @@ def _load_frames(path):
 
 def _viscosity(args: argparse.Namespace) -> int:
     from ...cli_common import executor_from_args
+    from ...errors import PropertyError
     from ...simulation.dynamics import Dynamics
     from ..liquid_cli import (
         correction_from_args,
@@ -73,6 +76,7 @@ def _viscosity(args: argparse.Namespace) -> int:
         resolve_liquid,
     )
     from .plots import plot_viscosity
+    from .pressure import available_pressure_providers
     from .workflow import (
         GreenKuboAnalysis,
         ViscosityProtocol,
@@ -80,13 +84,17 @@ def _viscosity(args: argparse.Namespace) -> int:
         run_viscosity,
     )
 
+    if args.pressure_provider not in available_pressure_providers():  # it is first needed after the NPT
+        raise PropertyError(f"unknown pressure-tensor provider {args.pressure_provider!r}; available: "
+                            f"{', '.join(available_pressure_providers())}")
     correction = correction_from_args(args)
     spec, npt_protocol, experiment, out = resolve_liquid(args)
+    positions = boxes = None
+    if args.frames:  # read before the box is packed, so that a bad file stops the command first
+        positions, boxes = _load_frames(args.frames)
     setup = liquid_setup_from_args(args, spec, correction)
     parameters = correction_parameters(correction)
-    if args.frames:
-        positions, boxes = _load_frames(args.frames)
-    else:
+    if positions is None:
         # Its own NPT directory: ``physembed density`` keeps a differently configured run in out/npt.
         positions, boxes = run_npt_frames(setup, out / "viscosity", npt_protocol,
                                           frame_interval=args.frame_interval, parameters=parameters)
