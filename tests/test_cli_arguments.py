@@ -114,7 +114,7 @@ CASES = {
         ([MODEL, "ec", "--friction", "-1"], "--friction: must be a finite number >= 0"),
         ([MODEL, "ec", "--replicas", "0"], "--replicas: must be a whole number > 0"),
         ([MODEL, "ec", "--box", "-3"], "--box: must be a whole number > 0"),
-        ([MODEL, "ec", "--dtype", "float16"], "--dtype/--precision: invalid choice: 'float16'"),
+        ([MODEL, "ec", "--dtype", "float16"], "--precision/--dtype: invalid choice: 'float16'"),
         ([MODEL, "C1=CC("], "neither a library molecule"),
     ],
     "density": [
