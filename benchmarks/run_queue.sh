@@ -36,5 +36,14 @@ $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS --molecules ac-a
 $PY benchmarks/liquid/table1_cpu.py --stages hmr smallbox dataset sizing model cost without fit with fig5 summary \
     --out $RUNS/table1_cpu --results $RESULTS/liquid/table1_cpu
 
-# 4. Issue 24, item 6: the EMC viscosity row (~12 h at 180 atoms), last because it is the longest.
+# 4. Issue 28, item 6, the other candidates for the peptide, each on the same design (10 models x 8 starts):
+#    bends per structure scaled up, twice the structures, a larger model. Skip them (comment out) if the
+#    coverage run of step 2 already meets the target.
+for candidate in "angles_per_structure=3" "n_frames=100" "training_preset='small'"; do
+    tag=$(echo "$candidate" | tr -d "'" | tr '=' '-')
+    $PY benchmarks/stability/run_all.py --preset cpu --seeds $SEEDS --molecules ac-ala-nhme --set "$candidate" \
+        --out $RUNS/stability_peptide_$tag --results $RESULTS/stability/peptide_$tag --workers 2
+done
+
+# 5. Issue 24, item 6: the EMC viscosity row (~12 h at 180 atoms), last because it is the longest.
 $PY benchmarks/liquid/table1_cpu.py --stages viscosity summary --out $RUNS/table1_cpu --results $RESULTS/liquid/table1_cpu

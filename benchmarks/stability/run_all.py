@@ -63,6 +63,26 @@ def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float
     return "\n".join(lines) + "\n"
 
 
+def protocol_overrides(items: list[str]) -> dict:
+    """``["angles_per_structure=3"]`` -> ``{"angles_per_structure": 3}``, refusing fields StabilityProtocol lacks."""
+    import ast
+    from dataclasses import fields
+
+    from openmm_physembed.stability.protocol import StabilityProtocol
+
+    known = {f.name for f in fields(StabilityProtocol)}
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    return overrides
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     from openmm_physembed.stability.protocol import PRESETS
@@ -77,6 +97,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="default runs/stability_benchmark_<preset>")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: in-process)")
     parser.add_argument("--platform", default=None, help="OpenMM platform of the MLFF MD")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a StabilityProtocol field of the preset, e.g. --set angles_per_structure=3 "
+                             "--set n_frames=100 --set training_preset=small (repeatable; one design per --out)")
     args = parser.parse_args(argv)
 
     import shutil
@@ -89,7 +112,7 @@ def main(argv=None) -> dict:
     from openmm_physembed.stability.protocol import get_protocol
     from openmm_physembed.stability.report import claim_level, molecule_summary
 
-    protocol = get_protocol(args.preset)
+    protocol = replace(get_protocol(args.preset), **protocol_overrides(args.overrides))
     if args.seeds:
         protocol = replace(protocol, seeds=tuple(args.seeds))
     if args.platform:

@@ -66,9 +66,6 @@ class StabilityProtocol:
     purpose: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-
-    def __post_init__(self):
         from ..checks import MD_SEED_MAX, SEED_MAX, check_seed, check_seeds
         from ..errors import StabilityError
 
