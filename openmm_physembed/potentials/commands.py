@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 def _md(args: argparse.Namespace) -> int:
     from ..simulation.dynamics import Dynamics
-    from ..simulation.mace_md import run_mace_md
+    from .mace_md import run_mace_md
 
     molecule = molecule_from_args(args)
     out = Path(args.out or f"runs/{molecule.name}/mace_md")

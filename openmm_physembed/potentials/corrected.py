@@ -125,7 +125,7 @@ class CorrectedMACESystem:
             parameter_derivatives=parameter_derivatives,
         )
         # A TorchForce declares no bonds, so a barostat would see single atoms, not molecules.
-        from ..simulation.molecules import add_molecule_definition
+        from ..simulation.barostat_molecules import add_molecule_definition
 
         add_molecule_definition(system, topology)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SimulationError
-from .dynamics import Dynamics
-from .engine import run_md
-from .runner import ArrayRecorder
+from ..simulation.dynamics import Dynamics
+from ..simulation.engine import run_md
+from ..simulation.runner import ArrayRecorder
 
 # 0.5 fs: a MACE model that has not been tested for stability at 1 fs should not be trusted with it.
 DEFAULT_DYNAMICS = Dynamics(temperature_K=300.0, timestep_fs=0.5)
@@ -35,7 +35,7 @@ def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNA
     import openmm
     from openmm import app, unit
 
-    from ..potentials.mace_force import add_mace_force
+    from .mace_force import add_mace_force
 
     if replicas < 1 or (box_molecules is not None and replicas != 1):
         raise SimulationError("give either --replicas N (gas phase) or --box N (liquid), with N >= 1")

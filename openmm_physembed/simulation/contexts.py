@@ -1,4 +1,4 @@
-"""Building an OpenMM Simulation with the project's defaults."""
+"""Building the OpenMM Simulation (and its Context) on the chosen platform with the project's defaults."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def make_simulation(system, topology, positions_nm, integrator, platform: str | 
     """
     from openmm import app
 
-    from .plugins import has_torch_force
+    from .system_xml import has_torch_force
 
     chosen = choose_platform(platform, system.getNumParticles(), has_torch_force(system), precision=precision)
     simulation = app.Simulation(topology, system, integrator, chosen, properties or {})

@@ -25,7 +25,7 @@ from ..errors import SimulationError
 from .dynamics import Dynamics
 from .masses import repartition_hydrogen_mass, set_masses
 from .runner import CHECKPOINT_FILE, ArrayRecorder, run_checkpointed
-from .setup import make_simulation
+from .contexts import make_simulation
 
 BAROSTATS = ("MonteCarloBarostat", "MonteCarloFlexibleBarostat", "MonteCarloAnisotropicBarostat")
 
@@ -65,7 +65,7 @@ class MDEngine:
             raise
 
     def _assemble(self, topology, positions_nm, box_vectors_nm, precision) -> None:
-        from .molecules import molecule_definition
+        from .barostat_molecules import molecule_definition
 
         system, dynamics = self.system, self.dynamics
         barostat = dynamics.barostat()

@@ -31,7 +31,7 @@ class LiquidSetup:
         from openmm import unit
 
         from ..errors import PropertyError
-        from .plugins import serialize_without_torch_forces
+        from .system_xml import serialize_without_torch_forces
 
         if box_vectors_nm is None:
             box_vectors_nm = [v.value_in_unit(unit.nanometer) for v in system.getDefaultPeriodicBoxVectors()]
@@ -52,7 +52,7 @@ class LiquidSetup:
                                corrected.mace_arguments)
 
     def system(self):
-        from .plugins import deserialize_system
+        from .system_xml import deserialize_system
 
         system = deserialize_system(self.system_xml)
         if self.mace_arguments:

@@ -52,7 +52,7 @@ def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology
     from openmm import unit
 
     from ...potentials.corrected import CorrectedMACESystem
-    from ...simulation.setup import make_simulation
+    from ...simulation.contexts import make_simulation
 
     structures = _read_scan(scan_path)
     topology = read_pdb_topology(topology_pdb, PropertyError, fix=REGENERATE_TOPOLOGY)

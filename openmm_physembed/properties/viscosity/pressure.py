@@ -234,7 +234,7 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
     def prepare_system(self, system) -> None:
         import openmm
 
-        from ...simulation.plugins import is_torch_force
+        from ...simulation.system_xml import is_torch_force
 
         super().prepare_system(system)
         groups = ALL_GROUPS if self.force_groups is None else self.force_groups
@@ -319,7 +319,7 @@ class ExactMACEPressureTensor(PressureTensorProvider):
         self._on_device: dict = {}  # copies of the module on the GPUs Contexts ran on
 
     def prepare_system(self, system) -> None:
-        from ...simulation.plugins import is_torch_force
+        from ...simulation.system_xml import is_torch_force
 
         super().prepare_system(system)
         torch_forces = [f for f in system.getForces() if is_torch_force(f)]
@@ -384,7 +384,7 @@ class AutoPressureTensor(PressureTensorProvider):
         self.chosen: PressureTensorProvider | None = None
 
     def prepare_system(self, system) -> None:
-        from ...simulation.plugins import has_torch_force
+        from ...simulation.system_xml import has_torch_force
 
         if has_torch_force(system):
             self.chosen = ExactMACEPressureTensor(include_kinetic=self.include_kinetic)

@@ -362,7 +362,7 @@ def run_viscosity(setup: LiquidSetup, positions_nm, box_vectors_nm, out_dir: str
     executor = executor or SerialExecutor()
     futures = [executor.submit(run_viscosity_replica, task) for task in tasks]
     replicas = tuple(future.result() for future in futures)
-    from ...simulation.plugins import deserialize_system
+    from ...simulation.system_xml import deserialize_system
 
     # The XML alone (no MACE model load) is enough to find truncated cutoffs.
     classical = deserialize_system(setup.system_xml)
