@@ -47,5 +47,5 @@ def _md(args: argparse.Namespace) -> int:
                          cache_dir=args.cache_dir)
     n = len(frames.get("step", []))
     if n:
-        print(f"{n} frames -> {out}/records/frames; last potential energy {frames['potential_kj_mol'][-1]:.2f} kJ/mol")
+        print(f"{n} frames -> {out}/records/frames; last potential energy {frames['potential_energy_kj_mol'][-1]:.2f} kJ/mol")
     return 0

@@ -115,6 +115,7 @@ class CorrectedMACESystem:
         self.mace_force = add_mace_force(system, topology, model_path, dtype=dtype, **mace_kwargs)
         # What rebuilds the TorchForce elsewhere (a TorchForce cannot be deserialised from XML).
         self.mace_arguments = {"model_path": str(model_path), "dtype": dtype, **mace_kwargs}
+        self.mace_force_builder = add_mace_force  # LiquidSetup calls it with mace_arguments in a worker
         chosen = self.correction
         self.cso_force = add_cso_correction(
             system, topology, positions, alpha=chosen.alpha, a1=chosen.a1, s6=chosen.s6, a2=a2, a4_bohr=a4_bohr,
