@@ -158,8 +158,10 @@ class CorrectedMACESystem:
 
     def cso_energy_kj_mol(self, context) -> float:
         """The CSO part of the current energy (alpha included)."""
+        from openmm import unit
+
         state = context.getState(getEnergy=True, groups={self.cso_force_group})
-        return state.getPotentialEnergy()._value
+        return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
 
 
 def _positions_nm(positions, n_atoms: int) -> np.ndarray:

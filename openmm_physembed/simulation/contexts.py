@@ -27,4 +27,6 @@ def make_simulation(system, topology, positions_nm, integrator, platform: str | 
 
 
 def potential_energy_kj_mol(simulation) -> float:
-    return simulation.context.getState(getEnergy=True).getPotentialEnergy()._value
+    from openmm import unit
+
+    return simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
