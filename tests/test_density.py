@@ -16,7 +16,7 @@ from openmm_physembed.properties.density.estimators import (
     mbar_predict,
     production_window,
 )
-from openmm_physembed.properties.density.npt import NPTProtocol, run_npt
+from openmm_physembed.properties.density.npt import NPTProtocol, run_density, run_npt
 from openmm_physembed.properties.estimates import Estimate
 from openmm_physembed.simulation.dynamics import Dynamics
 from openmm_physembed.simulation.liquid_setup import LiquidSetup
@@ -143,8 +143,7 @@ def test_rerun_reloads_finished_npt(scan, setup, monkeypatch):
 
     monkeypatch.setattr(Simulation, "step", no_steps)
     first = scan.runs[0]
-    again = run_npt(setup.system(), setup.topology, setup.positions_nm, first.directory, PROTOCOL,
-                    box_vectors_nm=setup.box_vectors_nm, parameters={"a1": 0.0}, progress=False)
+    again = run_density(setup, first.directory, PROTOCOL, parameters={"a1": 0.0}, progress=False)
     assert again.density == first.density
 
 
@@ -154,7 +153,23 @@ def test_npt_refuses_non_periodic_systems(tmp_path):
     system = openmm.System()
     system.addParticle(1.0)
     with pytest.raises(PropertyError, match="periodic"):
+        run_density(LiquidSetup.from_system(system, None, np.zeros((1, 3)), np.eye(3)), tmp_path, PROTOCOL)
+    with pytest.raises(PropertyError, match="periodic"), pytest.warns(DeprecationWarning, match="run_density"):
         run_npt(system, None, np.zeros((1, 3)), tmp_path, PROTOCOL)
+
+
+def test_deprecated_run_npt_is_run_density_on_the_callers_system(setup, tmp_path):
+    """The old signature (System, topology, positions) gives the very same run as the LiquidSetup one."""
+    protocol = NPTProtocol(Dynamics(TEMPERATURE_K, 5.0, pressure_bar=PRESSURE_BAR, barostat_interval=5,
+                                    platform="Reference"), n_steps=400, report_interval=20, average_last_ps=1.0)
+    new = run_density(setup, tmp_path / "new", protocol, parameters={"a1": 0.1}, progress=False)
+    with pytest.warns(DeprecationWarning, match="run_density"):
+        old = run_npt(setup.system(), setup.topology, setup.positions_nm, tmp_path / "old", protocol,
+                      box_vectors_nm=setup.box_vectors_nm, parameters={"a1": 0.1}, progress=False)
+    assert len(new.volume_nm3) == 20 and np.std(new.volume_nm3) > 0
+    np.testing.assert_array_equal(old.volume_nm3, new.volume_nm3)
+    np.testing.assert_array_equal(old.derivatives_kj_mol["a1"], new.derivatives_kj_mol["a1"])
+    assert old.density == new.density
 
 
 @pytest.mark.slow
@@ -209,8 +224,8 @@ def test_npt_on_the_callers_system_moves_the_box_and_leaves_the_system_as_it_was
     protocol = NPTProtocol(Dynamics(TEMPERATURE_K, 5.0, pressure_bar=PRESSURE_BAR), n_steps=2000,
                            report_interval=20, average_last_ps=5.0)  # default platform: Reference for a small box
     for a1 in (0.0, 0.2):
-        result = run_npt(system, setup.topology, setup.positions_nm, tmp_path / f"a1_{a1}", protocol,
-                         box_vectors_nm=setup.box_vectors_nm, parameters={"a1": a1}, progress=False)
+        result = run_density(setup, tmp_path / f"a1_{a1}", protocol, system=system, parameters={"a1": a1},
+                             progress=False)
         assert system.getNumForces() == n_forces
         assert np.std(result.volume_nm3[len(result.volume_nm3) // 2:]) > 1e-3 * np.mean(result.volume_nm3)
 

@@ -157,3 +157,39 @@ def test_workarounds_follow_the_installed_versions(monkeypatch):
     assert not fixed.active()  # a release past the last affected one switches it off
     monkeypatch.setattr(workarounds, "CPU_SINGLE_THREAD", fixed)
     assert workarounds.min_cpu_threads() == 1
+
+
+# ---------------------------------------------------------------------------------------------- NPT runner
+def test_npt_runner_records_states_that_a_fresh_context_reproduces(tmp_path):
+    """run_npt_md on a LiquidSetup with the one frame sampler: each record is the State it claims."""
+    from openmm import unit
+
+    from openmm_physembed.simulation.liquid_setup import LiquidSetup
+    from openmm_physembed.simulation.npt import run_npt_md
+    from openmm_physembed.simulation.runner import state_recorder
+
+    system, topology, positions = _argon()
+    liquid = LiquidSetup.from_system(system, topology, positions, label="argon")
+    recorder = state_recorder("frames", 50, ("positions", "box", "potential_energy", "kinetic_energy", "volume"),
+                              positions_dtype=np.float64, derivative_parameters=("a1",))
+    assert set(recorder.include) == {"positions", "energy", "parameterDerivatives"}
+    dynamics = Dynamics(100.0, 5.0, pressure_bar=20.0, barostat_interval=5, platform="Reference")
+    records = run_npt_md(liquid, dynamics, 500, tmp_path, [recorder], parameters={"a1": 0.1})["frames"]
+    assert records["positions_nm"].dtype == np.float64 and len(records["step"]) == 10
+    assert np.std(records["volume_nm3"]) > 0  # the barostat moved the box
+    np.testing.assert_allclose(records["volume_nm3"], np.abs(np.linalg.det(records["box_nm"])), rtol=1e-12)
+    context = openmm.Context(liquid.system(), openmm.VerletIntegrator(1e-3),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setParameter("a1", 0.1)
+    for k in (0, 9):
+        context.setPeriodicBoxVectors(*records["box_nm"][k])
+        context.setPositions(records["positions_nm"][k])
+        state = context.getState(getEnergy=True, getParameterDerivatives=True)
+        assert records["potential_energy_kj_mol"][k] == pytest.approx(
+            state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), rel=1e-9)
+        assert records["dU_da1"][k] == pytest.approx(state.getEnergyParameterDerivatives()["a1"], rel=1e-9)
+    assert np.all(records["kinetic_energy_kj_mol"] > 0)
+    with pytest.raises(SimulationError, match="pressure_bar"):
+        run_npt_md(liquid, Dynamics(100.0), 10, tmp_path / "nvt")
+    with pytest.raises(SimulationError, match="unknown State field"):
+        state_recorder("x", 10, ("velocity",))

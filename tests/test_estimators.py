@@ -16,7 +16,7 @@ from openmm_physembed.properties.density.estimators import (
     mbar_predict,
     mean_estimate,
     production_window,
-    statistical_inefficiency,
+    statistical_inefficiency_with_note,
 )
 from openmm_physembed.properties.estimates import Estimate
 from openmm_physembed.units import BOLTZMANN_KJ_PER_MOL_K
@@ -36,7 +36,7 @@ def test_statistical_inefficiency_of_ar1_is_analytic(phi):
     n = 200_000
     with warnings.catch_warnings():
         warnings.simplefilter("error", PhysEmbedWarning)
-        g, note = statistical_inefficiency(ar1(phi, n, seed=11))
+        g, note = statistical_inefficiency_with_note(ar1(phi, n, seed=11))
     expected = (1 + phi) / (1 - phi)
     # Sokal's relative error of an integrated autocorrelation time summed over a window of M
     # lags is sqrt(2 (2M + 1) / N); pymbar's window here is about 10 tau_int = 5 g (measured:
@@ -55,8 +55,20 @@ def test_statistical_inefficiency_of_ar1_is_analytic(phi):
 ])
 def test_failed_inefficiency_warns_and_is_flagged(series, reason):
     with pytest.warns(PropertyWarning, match=reason):
-        g, note = statistical_inefficiency(series)
+        g, note = statistical_inefficiency_with_note(series)
     assert reason in note and g >= 1.0
+
+
+def test_old_statistical_inefficiency_name_warns_and_still_returns_g_and_note():
+    """Our (g, note) function no longer shares pymbar's name (pymbar's returns g alone)."""
+    from pymbar import timeseries
+
+    from openmm_physembed.properties.density import estimators
+
+    series = ar1(0.5, 5000, seed=3)
+    with pytest.warns(DeprecationWarning, match="statistical_inefficiency_with_note"):
+        g, note = estimators.statistical_inefficiency(series)
+    assert note == "" and g == pytest.approx(float(timeseries.statistical_inefficiency(series, mintime=3)), rel=1e-12)
 
 
 def test_window_mean_and_derivative_of_a_constant_series_are_untrusted():

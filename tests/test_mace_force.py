@@ -545,6 +545,6 @@ def test_md_command_runs_and_resumes(tmp_path, model64):
     steps = np.concatenate([np.load(c)["step"] for c in chunks])
     assert list(steps) == [5, 10, 15, 20]
     frame = np.load(chunks[-1])
-    assert frame["positions_nm"].shape == (2, 40, 3) and np.all(np.isfinite(frame["potential_kj_mol"]))
+    assert frame["positions_nm"].shape == (2, 40, 3) and np.all(np.isfinite(frame["potential_energy_kj_mol"]))
     assert read_json(out / "run.json")["state"]["n_steps"] == 20
     assert main(["md", str(tmp_path / "missing.model"), "paracetamol", "-o", str(tmp_path / "x")]) == 2

@@ -114,3 +114,26 @@ def test_changed_settings_are_refused(reference):
 def test_too_few_frames_is_refused(tmp_path):
     with pytest.raises(SimulationError, match="fewer than"):
         run_gas_phase_md(Molecule.from_name("ec"), tmp_path, GasPhaseMDProtocol(n_steps=1000, n_frames=50))
+
+
+def test_liquid_npt_takes_the_box_or_its_liquid_setup_alike(tmp_path):
+    """A LiquidBox is run as LiquidSetup.from_box: both give the same trajectory (the System's XML
+    round trip is exact) and the density from the molecules' mass."""
+    from openmm_physembed.chem.box import build_box
+    from openmm_physembed.sampling.reference_md import LiquidNPTProtocol, run_liquid_npt
+    from openmm_physembed.simulation.dynamics import Dynamics
+    from openmm_physembed.simulation.liquid_setup import LiquidSetup
+    from openmm_physembed.units import density_g_cm3
+
+    box = build_box([Molecule.from_name("emc")], counts=[8], density_g_cm3=1.0, charge_method="gasteiger", seed=3)
+    protocol = LiquidNPTProtocol(Dynamics(298.15, 1.0, pressure_bar=1.0, barostat_interval=5, platform="Reference"),
+                                 n_steps=200, frame_interval=50, nonbonded_cutoff_nm=0.5)
+    from_box = run_liquid_npt(box, tmp_path / "box", protocol, progress=False)
+    liquid = LiquidSetup.from_box(box, nonbonded_cutoff_nm=0.5)
+    assert liquid.total_mass_amu == box.total_mass_amu and liquid.label == box.molecules[0].name
+    from_setup = run_liquid_npt(liquid, tmp_path / "setup", protocol, progress=False)
+    assert len(from_box["step"]) == 4 and np.std(from_box["volume_nm3"]) > 0
+    for key in ("positions_nm", "box_nm", "potential_energy_kj_mol", "volume_nm3", "density_g_cm3"):
+        np.testing.assert_array_equal(from_box[key], from_setup[key])
+    assert from_box["density_g_cm3"][-1] == pytest.approx(density_g_cm3(box.total_mass_amu,
+                                                                       from_box["volume_nm3"][-1]))

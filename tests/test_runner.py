@@ -12,7 +12,7 @@ from openmm_physembed.simulation.runner import (
     positions_sampler,
     run_checkpointed,
 )
-from openmm_physembed.simulation.setup import make_simulation
+from openmm_physembed.simulation.contexts import make_simulation
 
 
 def _simulation():

@@ -92,12 +92,11 @@ def time_variants(setup, protocols, n_steps: int, rounds: int) -> list[dict]:
 
 
 def run_variant(name: str, setup, protocol, out_dir: Path, timing: dict) -> dict:
-    from openmm_physembed.properties.density.npt import run_npt
+    from openmm_physembed.properties.density.npt import run_density
 
     system = setup.system()
     started = time.perf_counter()
-    result = run_npt(system, setup.topology, setup.positions_nm, out_dir, protocol,
-                     box_vectors_nm=setup.box_vectors_nm, progress=True)
+    result = run_density(setup, out_dir, protocol, system=system, progress=True)
     wall_s = time.perf_counter() - started
     dt_fs = protocol.dynamics.timestep_fs
     density = result.density

@@ -202,7 +202,7 @@ def _neutralize_rounding(mol2: Path, net_charge: int) -> None:
 
 
 def _write_summary(molecule: Molecule, ff: str, method: str, work: Path) -> None:
-    from openmm import app
+    from openmm import app, unit
 
     prmtop = app.AmberPrmtopFile(str(work / "molecule.prmtop"))
     raw = prmtop._prmtop._raw_data  # the parsed %FLAG sections; OpenMM exposes no getter for types
@@ -219,9 +219,11 @@ def _write_summary(molecule: Molecule, ff: str, method: str, work: Path) -> None
             for index in range(force.getNumBonds()):
                 i, j, r0, k = force.getBondParameters(index)
                 i, j = min(i, j), max(i, j)
-                bonds.append([i, j, atom_types[i], atom_types[j], k._value, r0._value])
+                k = k.value_in_unit(unit.kilojoule_per_mole / unit.nanometer**2)
+                bonds.append([i, j, atom_types[i], atom_types[j], k, r0.value_in_unit(unit.nanometer)])
         elif force.__class__.__name__ == "NonbondedForce":
-            charges = [force.getParticleParameters(i)[0]._value for i in range(force.getNumParticles())]
+            charges = [force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge)
+                       for i in range(force.getNumParticles())]
     bonds.sort()
     if sorted((b[0], b[1]) for b in bonds) != molecule.bonds:
         raise GAFFError(f"GAFF bonds of {molecule.name!r} differ from the molecule's bonds")

@@ -71,7 +71,8 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _register_liquid_dataset(subparsers) -> None:
-    from ..cli_common import add_cache_option, add_composition_options
+    from ..cli_common import add_cache_option
+    from ..properties.liquid_cli import add_composition_options
     from ..sampling.liquid_frames import LiquidFramesProtocol
 
     d = LiquidFramesProtocol()
@@ -125,7 +126,7 @@ def _liquid_dataset(args: argparse.Namespace) -> int:
         return _combined_liquid_dataset(args)
     from pathlib import Path
 
-    from ..cli_common import composition_from_args, liquid_name, liquid_temperature
+    from ..properties.liquid_cli import composition_from_args, liquid_name, liquid_temperature
     from .liquid_dataset import make_liquid_dataset
 
     spec, experiment = composition_from_args(args)

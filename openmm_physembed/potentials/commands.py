@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 def _md(args: argparse.Namespace) -> int:
     from ..simulation.dynamics import Dynamics
-    from ..simulation.mace_md import run_mace_md
+    from .mace_md import run_mace_md
 
     molecule = molecule_from_args(args)
     out = Path(args.out or f"runs/{molecule.name}/mace_md")
@@ -50,5 +50,5 @@ def _md(args: argparse.Namespace) -> int:
                          cache_dir=args.cache_dir)
     n = len(frames.get("step", []))
     if n:
-        print(f"{n} frames -> {out}/records/frames; last potential energy {frames['potential_kj_mol'][-1]:.2f} kJ/mol")
+        print(f"{n} frames -> {out}/records/frames; last potential energy {frames['potential_energy_kj_mol'][-1]:.2f} kJ/mol")
     return 0

@@ -116,6 +116,7 @@ class CorrectedMACESystem:
         self.mace_force = add_mace_force(system, topology, model_path, dtype=dtype, **mace_kwargs)
         # What rebuilds the TorchForce elsewhere (a TorchForce cannot be deserialised from XML).
         self.mace_arguments = {"model_path": str(model_path), "dtype": dtype, **mace_kwargs}
+        self.mace_force_builder = add_mace_force  # LiquidSetup calls it with mace_arguments in a worker
         chosen = self.correction
         self.cso_force = add_cso_correction(
             system, topology, positions, alpha=chosen.alpha, a1=chosen.a1, s6=chosen.s6, a2=a2, a4_bohr=a4_bohr,
@@ -126,7 +127,7 @@ class CorrectedMACESystem:
             parameter_derivatives=parameter_derivatives,
         )
         # A TorchForce declares no bonds, so a barostat would see single atoms, not molecules.
-        from ..simulation.molecules import add_molecule_definition
+        from ..simulation.barostat_molecules import add_molecule_definition
 
         add_molecule_definition(system, topology)
 
@@ -158,8 +159,10 @@ class CorrectedMACESystem:
 
     def cso_energy_kj_mol(self, context) -> float:
         """The CSO part of the current energy (alpha included)."""
+        from openmm import unit
+
         state = context.getState(getEnergy=True, groups={self.cso_force_group})
-        return state.getPotentialEnergy()._value
+        return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
 
 
 def _positions_nm(positions, n_atoms: int) -> np.ndarray:

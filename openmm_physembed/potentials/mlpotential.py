@@ -138,7 +138,7 @@ class PhysEmbedMACEImpl(MLPotentialImpl):
                        force_group=forceGroup, device=device, energy_type=returnEnergyType)
         if atoms is None and system.usesPeriodicBoundaryConditions():
             # A TorchForce declares no bonds: without this a barostat would scale single atoms.
-            from ..simulation.molecules import add_molecule_definition
+            from ..simulation.barostat_molecules import add_molecule_definition
 
             add_molecule_definition(system, topology)
         if correction is not None:

@@ -1,6 +1,7 @@
 """Command-line options that describe a liquid, its base potential, CSO correction and NPT run.
 
-Shared by ``density``, ``fit-a1``, ``transfer``, ``viscosity`` and ``volume-scan`` so they describe a liquid alike.
+Shared by ``density``, ``fit-a1``, ``transfer``, ``viscosity`` and ``volume-scan`` so they describe a liquid alike;
+the composition options (:func:`add_composition_options`) also by ``liquid-dataset``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,58 @@ from ..cli_checks import existing_file, finite_float, md_seed, platform_name, po
 
 
 def add_liquid_options(parser: argparse.ArgumentParser) -> None:
-    from ..cli_common import add_composition_options
-
     add_composition_options(parser, default_n_molecules=100)
     add_model_and_npt_options(parser)
+
+
+def add_composition_options(parser: argparse.ArgumentParser, default_n_molecules: int) -> None:
+    """Which liquid: components with counts or mass fractions, or a row of the experimental table."""
+    parser.add_argument("components", nargs="*", help="component molecules (names, SMILES, files); "
+                                                       "omit when --experiment names a known liquid")
+    parser.add_argument("--experiment", help="a liquid from the shipped experimental table, e.g. EMC or "
+                                             "'EC:EMC 3:7' (sets components, composition and target)")
+    parser.add_argument("--counts", type=positive_int, nargs="+", help="molecules per component")
+    parser.add_argument("--mass-fractions", type=positive_float, nargs="+", help="mass ratio, e.g. 3 7")
+    parser.add_argument("--n-molecules", type=positive_int, default=default_n_molecules,
+                        help=f"total molecules (default {default_n_molecules})")
+    parser.add_argument("--packing-density", type=positive_float, default=None, help="g/cm3 for packmol (default: "
+                                                                             "experiment or 1.0)")
+
+
+def composition_from_args(args: argparse.Namespace):
+    """``(LiquidSpec, ExperimentalLiquid or None)`` from :func:`add_composition_options`' options
+    (``args.temperature``, when present, picks the experimental row)."""
+    from ..errors import PropertyError
+    from .experimental import lookup
+    from .liquid import LiquidSpec
+
+    if args.experiment:
+        temperature = getattr(args, "temperature", None)
+        experiment = lookup(args.experiment, temperature if temperature is not None else 298.15)
+        spec = LiquidSpec.from_experiment(experiment, args.n_molecules)
+        if args.packing_density:
+            spec = LiquidSpec(**{**spec.__dict__, "packing_density_g_cm3": args.packing_density})
+        return spec, experiment
+    if not args.components:
+        raise PropertyError("give component molecules or --experiment SYSTEM")
+    counts = tuple(args.counts) if args.counts else None
+    if counts is None and not args.mass_fractions:
+        counts = (args.n_molecules,) if len(args.components) == 1 else None
+    spec = LiquidSpec(tuple(args.components), counts, tuple(args.mass_fractions) if args.mass_fractions else None,
+                      args.n_molecules, args.packing_density or 1.0)
+    return spec, None
+
+
+def liquid_temperature(args: argparse.Namespace, experiment) -> float:
+    """``--temperature``, else the experimental row's, else 298.15 K."""
+    if args.temperature is not None:
+        return args.temperature
+    return experiment.temperature_K if experiment else 298.15
+
+
+def liquid_name(args: argparse.Namespace, spec) -> str:
+    """A file-name-safe name of the liquid (``EC-EMC_3-7``, ``emc``)."""
+    return (args.experiment or "-".join(spec.components)).replace(" ", "_").replace(":", "-")
 
 
 def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +74,7 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
                         help="CSO cutoff, nm (box must be twice that)")
     parser.add_argument("--cso-switch", type=positive_float, default=None,
                         help="switch the CSO off smoothly from this distance (nm) to the cutoff")
-    parser.add_argument("--gaff-cutoff", type=float, default=1.0,
+    parser.add_argument("--gaff-cutoff", type=positive_float, default=1.0,
                         help="GAFF nonbonded cutoff, nm, of a GAFF base (PME and the LJ long-range correction "
                              "beyond; a small box needs a shorter one, e.g. 0.45 of its edge)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
@@ -95,7 +144,6 @@ def describe_correction(correction) -> str:
 def resolve_liquid(args):
     from pathlib import Path
 
-    from ..cli_common import composition_from_args, liquid_name, liquid_temperature
     from .density.npt import NPTProtocol
 
     spec, experiment = composition_from_args(args)

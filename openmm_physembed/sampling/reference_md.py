@@ -19,7 +19,9 @@ from ..errors import SimulationError
 from ..io import read_extxyz, write_extxyz, write_json
 from ..simulation.dynamics import Dynamics
 from ..simulation.engine import run_md
-from ..simulation.runner import ArrayRecorder
+from ..simulation.liquid_setup import LiquidSetup
+from ..simulation.npt import run_npt_md
+from ..simulation.runner import state_recorder
 from ..units import ANGSTROM_PER_NM, density_g_cm3
 
 
@@ -52,13 +54,6 @@ class ReferenceFrames:
         return read_extxyz(self.frames_path)
 
 
-def _positions_and_energy(simulation, state):
-    return {
-        "positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32),
-        "potential_energy_kj_mol": np.float64(state.getPotentialEnergy()._value),
-    }
-
-
 def run_gas_phase_md(
     molecule: Molecule,
     out_dir: str | Path,
@@ -74,7 +69,7 @@ def run_gas_phase_md(
             f"the {protocol.n_frames} frames requested"
         )
     params = parameterize(molecule, protocol.force_field, protocol.charge_method, cache_dir)
-    recorder = ArrayRecorder("frames", protocol.frame_interval, _positions_and_energy, ("positions", "energy"))
+    recorder = state_recorder("frames", protocol.frame_interval, ("positions", "potential_energy"))
     settings = {"molecule": molecule.name, "identity": molecule.identity_hash(), "protocol": asdict(protocol)}
     records = run_md(params.create_system(), params.topology, molecule.positions_nm, protocol.dynamics,
                      protocol.n_steps, out_dir / "md", [recorder], settings, minimize_iterations=500,
@@ -131,24 +126,19 @@ class LiquidNPTProtocol:
     nonbonded_cutoff_nm: float = 1.0
 
 
-def _box_sampler(simulation, state):
-    return {
-        "positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32),
-        "box_nm": np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64),
-        "potential_energy_kj_mol": np.float64(state.getPotentialEnergy()._value),
-        "volume_nm3": np.float64(state.getPeriodicBoxVolume()._value),
-    }
-
-
-def run_liquid_npt(box: LiquidBox, out_dir: str | Path, protocol: LiquidNPTProtocol = LiquidNPTProtocol(),
-                   progress: bool = True) -> dict[str, np.ndarray]:
-    """GAFF NPT of a packed box; returns per-frame positions, box, energy, volume and density."""
-    recorder = ArrayRecorder("frames", protocol.frame_interval, _box_sampler, ("positions", "energy"))
-    settings = {"counts": box.counts, "molecules": [m.name for m in box.molecules], "edge": box.box_edge_nm,
-                "protocol": asdict(protocol)}
-    records = run_md(box.create_system(nonbonded_cutoff_nm=protocol.nonbonded_cutoff_nm), box.topology,
-                     box.positions_nm, protocol.dynamics, protocol.n_steps, Path(out_dir) / "npt", [recorder], settings,
-                     box_vectors_nm=box.box_vectors_nm, minimize_iterations=1000,
-                     progress="GAFF NPT" if progress else None)["frames"]
-    records["density_g_cm3"] = np.array([density_g_cm3(box.total_mass_amu, v) for v in records["volume_nm3"]])
+def run_liquid_npt(liquid: LiquidBox | LiquidSetup, out_dir: str | Path,
+                   protocol: LiquidNPTProtocol = LiquidNPTProtocol(), progress: bool = True) -> dict[str, np.ndarray]:
+    """NPT of a liquid (a :class:`LiquidSetup`, or a packed :class:`LiquidBox` whose GAFF System gets
+    ``protocol.nonbonded_cutoff_nm``); returns per-frame positions, box, energy, volume and density."""
+    recorder = state_recorder("frames", protocol.frame_interval, ("positions", "box", "potential_energy", "volume"))
+    if isinstance(liquid, LiquidSetup):
+        settings = {"label": liquid.label, "protocol": asdict(protocol)}
+    else:
+        box = liquid
+        settings = {"counts": box.counts, "molecules": [m.name for m in box.molecules], "edge": box.box_edge_nm,
+                    "protocol": asdict(protocol)}
+        liquid = LiquidSetup.from_box(box, nonbonded_cutoff_nm=protocol.nonbonded_cutoff_nm)
+    records = run_npt_md(liquid, protocol.dynamics, protocol.n_steps, Path(out_dir) / "npt", [recorder], settings,
+                         minimize_iterations=1000, progress="GAFF NPT" if progress else None)["frames"]
+    records["density_g_cm3"] = np.array([density_g_cm3(liquid.total_mass_amu, v) for v in records["volume_nm3"]])
     return records

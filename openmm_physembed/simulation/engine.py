@@ -25,8 +25,8 @@ from ..errors import SimulationError
 from .dynamics import Dynamics
 from .masses import repartition_hydrogen_mass, set_masses
 from .runner import CHECKPOINT_FILE, ArrayRecorder, run_checkpointed
+from .contexts import make_simulation
 from .platforms import platform_precision_argument
-from .setup import make_simulation
 
 BAROSTATS = ("MonteCarloBarostat", "MonteCarloFlexibleBarostat", "MonteCarloAnisotropicBarostat")
 
@@ -76,9 +76,9 @@ class MDEngine:
             raise
 
     def _assemble(self, topology, positions_nm, box_vectors_nm, platform_precision) -> None:
-        from .molecules import molecule_definition
+        from .barostat_molecules import molecule_definition
         from .platforms import GPU_PLATFORMS
-        from .plugins import has_torch_force
+        from .system_xml import has_torch_force
 
         system, dynamics = self.system, self.dynamics
         barostat = dynamics.barostat()

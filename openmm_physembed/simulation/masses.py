@@ -22,7 +22,10 @@ from ..errors import SimulationError
 
 
 def particle_masses_amu(system) -> np.ndarray:
-    return np.array([system.getParticleMass(i)._value for i in range(system.getNumParticles())], dtype=float)
+    from openmm import unit
+
+    return np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())],
+                    dtype=float)
 
 
 def repartitioned_masses(system, topology, hydrogen_mass_amu: float) -> np.ndarray:

@@ -60,8 +60,66 @@ class ArrayRecorder:
         return out
 
 
-def positions_sampler(simulation, state) -> dict[str, np.ndarray]:
-    return {"positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32)}
+#: What :func:`state_recorder` can keep of each State: field -> (record key, what the State must include).
+STATE_FIELDS = {
+    "positions": ("positions_nm", "positions"),
+    "box": ("box_nm", None),
+    "potential_energy": ("potential_energy_kj_mol", "energy"),
+    "kinetic_energy": ("kinetic_energy_kj_mol", "energy"),
+    "volume": ("volume_nm3", None),
+}
+
+
+def state_sampler(fields, positions_dtype=np.float32, derivative_parameters=()) -> Sampler:
+    """``sample(simulation, state)`` keeping the State quantities named in ``fields`` (keys of
+    :data:`STATE_FIELDS`) in OpenMM units, plus ``dU_d<name>`` for each of ``derivative_parameters``.
+
+    The one frame sampler of the package: every stage records its frames with it.
+    """
+    unknown = set(fields) - set(STATE_FIELDS)
+    if unknown:
+        raise SimulationError(f"unknown State field(s) {sorted(unknown)}; known: {', '.join(STATE_FIELDS)}")
+    fields, derivative_parameters = tuple(fields), tuple(derivative_parameters)
+
+    def sample(simulation, state) -> dict[str, np.ndarray]:
+        from openmm import unit
+
+        row = {}
+        for name in fields:
+            if name == "positions":
+                row["positions_nm"] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer).astype(
+                    positions_dtype)
+            elif name == "box":
+                row["box_nm"] = np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer),
+                                           dtype=np.float64)
+            elif name == "potential_energy":
+                row["potential_energy_kj_mol"] = np.float64(
+                    state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+            elif name == "kinetic_energy":
+                row["kinetic_energy_kj_mol"] = np.float64(
+                    state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole))
+            elif name == "volume":
+                row["volume_nm3"] = np.float64(state.getPeriodicBoxVolume().value_in_unit(unit.nanometer**3))
+        if derivative_parameters:
+            derivatives = state.getEnergyParameterDerivatives()
+            for name in derivative_parameters:
+                row[f"dU_d{name}"] = np.float64(derivatives[name])
+        return row
+
+    return sample
+
+
+def state_recorder(name: str, interval: int, fields, *, positions_dtype=np.float32, derivative_parameters=(),
+                   enforce_periodic_box: bool | None = False) -> ArrayRecorder:
+    """An :class:`ArrayRecorder` of :func:`state_sampler`, asking the State for exactly what it needs."""
+    include = [STATE_FIELDS[f][1] for f in fields if f in STATE_FIELDS and STATE_FIELDS[f][1]]
+    if derivative_parameters:
+        include.append("parameterDerivatives")
+    return ArrayRecorder(name, interval, state_sampler(fields, positions_dtype, derivative_parameters),
+                         tuple(dict.fromkeys(include)), enforce_periodic_box=enforce_periodic_box)
+
+
+positions_sampler = state_sampler(("positions",))
 
 
 def run_checkpointed(

@@ -59,7 +59,7 @@ def build_replica_engine(model_path, symbols, masses, bonds, positions_nm, setti
     import openmm
 
     from ..potentials.mace_force import add_mace_force
-    from ..simulation.mace_md import copies_topology
+    from ..potentials.mace_md import copies_topology
 
     positions_nm = np.asarray(positions_nm, dtype=float)
     system = openmm.System()

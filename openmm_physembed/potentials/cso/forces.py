@@ -123,6 +123,7 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
         cores); pass ``()`` for production runs that do not need them.
     """
     import openmm
+    from openmm import unit
 
     from ..correction_choice import choose_correction
 
@@ -167,7 +168,7 @@ def add_cso_correction(system, topology, positions_nm=None, *, alpha: float | No
         force.addParticle([float(c), float(b[c])])
 
     if periodic:
-        vectors = np.array([[x._value for x in v] for v in system.getDefaultPeriodicBoxVectors()])
+        vectors = np.array([v.value_in_unit(unit.nanometer) for v in system.getDefaultPeriodicBoxVectors()])
         topology_box = _box_vectors_nm(topology)
         if topology_box is not None:
             vectors = topology_box
@@ -338,6 +339,7 @@ def _long_range_coefficients(force, cutoff_nm: float, parameter_sets: Sequence[M
     cutoff and the energy is the correction alone; the coefficient does not depend on the box.
     """
     import openmm
+    from openmm import unit
 
     copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force))
     copy.setForceGroup(0)
@@ -358,7 +360,8 @@ def _long_range_coefficients(force, cutoff_nm: float, parameter_sets: Sequence[M
     for parameter_values in parameter_sets:
         for name, value in parameter_values.items():
             context.setParameter(name, float(value))
-        coefficients.append(float(context.getState(getEnergy=True).getPotentialEnergy()._value * edge**3))
+        energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        coefficients.append(float(energy * edge**3))
     del context
     return coefficients
 
@@ -407,6 +410,7 @@ def long_range_correction_kj_mol(system, positions_nm, box_vectors_nm=None,
     correction was switched on instead, it reads that one, which counts every pair.
     """
     import openmm
+    from openmm import unit
 
     forces = cso_forces(system)
     if not forces:
@@ -429,7 +433,7 @@ def long_range_correction_kj_mol(system, positions_nm, box_vectors_nm=None,
         context.setPositions(np.asarray(positions_nm, dtype=float))
         for name, value in (parameter_values or {}).items():
             context.setParameter(name, float(value))
-        energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+        energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
         del context
     return float(energies[0] - energies[1])
 

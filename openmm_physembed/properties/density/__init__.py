@@ -6,6 +6,6 @@ Modules: :mod:`.npt` (resumable NPT run, :class:`NPTProtocol`, :class:`DensityRe
 jobs), :mod:`.volume_scan` (Fig. 5), :mod:`.wall_time`, :mod:`.plots`, :mod:`.commands` (CLI).
 """
 
-from .npt import DensityResult, NPTProtocol, load_density_result, run_npt
+from .npt import DensityResult, NPTProtocol, load_density_result, run_density, run_npt
 
-__all__ = ["DensityResult", "NPTProtocol", "load_density_result", "run_npt"]
+__all__ = ["DensityResult", "NPTProtocol", "load_density_result", "run_density", "run_npt"]

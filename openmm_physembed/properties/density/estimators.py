@@ -94,12 +94,15 @@ def production_window(series: np.ndarray, window_start: int = 0) -> ProductionWi
         else:
             equilibrated = False
     tail = series[start:]
-    g, note = statistical_inefficiency(tail)
+    g, note = statistical_inefficiency_with_note(tail)
     return ProductionWindow(start, len(tail), g, t0, equilibrated, trusted=not note, note=note)
 
 
-def statistical_inefficiency(x: np.ndarray, y: np.ndarray | None = None) -> tuple[float, str]:
+def statistical_inefficiency_with_note(x: np.ndarray, y: np.ndarray | None = None) -> tuple[float, str]:
     """Statistical inefficiency g >= 1 of ``x`` (or of ``x`` with ``y``), and why it is untrusted.
+
+    Unlike pymbar's ``timeseries.statistical_inefficiency`` (g alone, which raises on degenerate
+    input), this returns ``(g, note)`` and never raises, so a caller can flag its estimate.
 
     g = 1 + 2 sum_t (1 - t/N) C(t), the correlation function C summed until it first crosses
     zero after lag 3: pymbar's ``statistical_inefficiency`` (Chodera et al., JCTC 2007, 3, 26).
@@ -117,10 +120,10 @@ def statistical_inefficiency(x: np.ndarray, y: np.ndarray | None = None) -> tupl
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> round(statistical_inefficiency(rng.normal(size=10_000))[0], 1)
+    >>> round(statistical_inefficiency_with_note(rng.normal(size=10_000))[0], 1)
     1.0
     >>> with warnings.catch_warnings(record=True):
-    ...     statistical_inefficiency(np.ones(50))
+    ...     statistical_inefficiency_with_note(np.ones(50))
     (1.0, 'constant series of 50 samples: no statistical inefficiency')
     """
     from pymbar import timeseries
@@ -150,6 +153,13 @@ def statistical_inefficiency(x: np.ndarray, y: np.ndarray | None = None) -> tupl
     if note:
         warnings.warn(note, PropertyWarning, stacklevel=2)
     return g, note
+
+
+def statistical_inefficiency(x: np.ndarray, y: np.ndarray | None = None) -> tuple[float, str]:
+    """Deprecated: pymbar's function of this name returns g alone; use :func:`statistical_inefficiency_with_note`."""
+    warnings.warn("openmm_physembed's statistical_inefficiency returns (g, note), unlike pymbar's; it is now "
+                  "statistical_inefficiency_with_note", DeprecationWarning, stacklevel=2)
+    return statistical_inefficiency_with_note(x, y)
 
 
 def mean_estimate(series: np.ndarray, window: ProductionWindow, unit: str, method: str = "") -> Estimate:
@@ -199,8 +209,8 @@ def fluctuation_derivative(observable: np.ndarray, du_dlambda_kj_mol: np.ndarray
         return -beta * (np.mean(x * y) - x.mean() * y.mean())
 
     value = covariance_derivative(a, d)
-    inefficiencies = [statistical_inefficiency(a), statistical_inefficiency(d),
-                      statistical_inefficiency((a - a.mean()) * (d - d.mean()))]
+    inefficiencies = [statistical_inefficiency_with_note(a), statistical_inefficiency_with_note(d),
+                      statistical_inefficiency_with_note((a - a.mean()) * (d - d.mean()))]
     g = max(g for g, _ in inefficiencies)
     note = "; ".join(dict.fromkeys(n for _, n in inefficiencies if n))
     block = max(1, int(np.ceil(g)))

@@ -7,6 +7,7 @@ detection and the statistical inefficiency from pymbar.timeseries.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import numpy as np
 from ...errors import PropertyError
 from ...io import read_json, write_json
 from ...simulation.dynamics import Dynamics
-from ...simulation.engine import run_md
-from ...simulation.runner import ArrayRecorder
+from ...simulation.liquid_setup import LiquidSetup
+from ...simulation.npt import run_npt_md
+from ...simulation.runner import state_recorder
 from ...units import density_g_cm3
 from ..estimates import Estimate
 from .estimators import (
@@ -81,61 +83,46 @@ class DensityResult:
                                       self.temperature_K, unit="g/cm3")
 
 
-def _npt_sampler(derivative_names):
-    def sample(simulation, state):
-        row = {
-            "volume_nm3": np.float64(state.getPeriodicBoxVolume()._value),
-            "potential_energy_kj_mol": np.float64(state.getPotentialEnergy()._value),
-        }
-        if derivative_names:
-            derivatives = state.getEnergyParameterDerivatives()
-            for name in derivative_names:
-                row[f"dU_d{name}"] = np.float64(derivatives[name])
-        return row
-
-    return sample
-
-
-def run_npt(
-    system,
-    topology,
-    positions_nm,
+def run_density(
+    liquid: LiquidSetup,
     out_dir: str | Path,
     protocol: NPTProtocol = NPTProtocol(),
-    box_vectors_nm=None,
+    *,
+    system=None,
     parameters: dict | None = None,
     derivative_parameters: tuple[str, ...] | None = None,
-    total_mass_amu: float | None = None,
     progress: bool = True,
 ) -> DensityResult:
-    """Run (or resume, or reload) NPT and estimate the density.
+    """Run (or resume, or reload) NPT of ``liquid`` and estimate the density.
 
     Parameters
     ----------
+    liquid
+        The liquid (any periodic System without a barostat: one is added for the run and removed
+        after; a MACE-only System gets a zero-energy bond force so the barostat scales whole molecules).
     system
-        Any periodic OpenMM System without a barostat (one is added for the run and removed after). A MACE-only
-        System gets a zero-energy bond force so the barostat scales whole molecules.
+        A System of ``liquid`` already built in this process (default: ``liquid.system()``).
     parameters
         Global parameter values to set in the Context (e.g. ``{'a1': 0.6}``).
     derivative_parameters
         Parameters whose dU/dparam is stored per frame; default: every parameter the System
         registers for energy derivatives.
     """
+    system = liquid.system() if system is None else system
     if not system.usesPeriodicBoundaryConditions():
         raise PropertyError("NPT density needs a periodic System (a liquid box)")
     out_dir = Path(out_dir)
     if derivative_parameters is None:
         derivative_parameters = tuple(_registered_derivatives(system))
     parameters = dict(parameters or {})
-    mass = total_mass_amu if total_mass_amu is not None else _system_mass(system)
-    recorder = ArrayRecorder("npt", protocol.report_interval, _npt_sampler(derivative_parameters), ("energy",)
-                             + (("parameterDerivatives",) if derivative_parameters else ()))
+    mass = liquid.total_mass_amu
+    recorder = state_recorder("npt", protocol.report_interval, ("volume", "potential_energy"),
+                              derivative_parameters=derivative_parameters)
     settings = {"protocol": asdict(protocol), "derivatives": list(derivative_parameters)}
     label = ", ".join(f"{k}={v:g}" for k, v in parameters.items())
-    records = run_md(system, topology, positions_nm, protocol.dynamics, protocol.n_steps, out_dir / "npt",
-                         [recorder], settings, box_vectors_nm=box_vectors_nm, parameters=parameters,
-                     minimize_iterations=500 if protocol.minimize else 0,
-                     progress=f"NPT {protocol.dynamics.temperature_K:g} K {label}".strip() if progress else None)
+    records = run_npt_md(liquid, protocol.dynamics, protocol.n_steps, out_dir / "npt", [recorder], settings,
+                         system=system, parameters=parameters, minimize_iterations=500 if protocol.minimize else 0,
+                         progress=f"NPT {protocol.dynamics.temperature_K:g} K {label}".strip() if progress else None)
     result = density_result_from_records(records["npt"], protocol, parameters, derivative_parameters, mass, out_dir)
     write_json(out_dir / "density.json", {
         "density_g_cm3": result.density.as_dict(), "parameters": parameters,
@@ -143,6 +130,20 @@ def run_npt(
         "derivatives": {p: _derivative_or_none(result, p) for p in derivative_parameters},
     })
     return result
+
+
+def run_npt(system, topology, positions_nm, out_dir: str | Path, protocol: NPTProtocol = NPTProtocol(),
+            box_vectors_nm=None, parameters: dict | None = None, derivative_parameters: tuple[str, ...] | None = None,
+            total_mass_amu: float | None = None, progress: bool = True) -> DensityResult:
+    """Deprecated: :func:`run_density` of ``LiquidSetup.in_process(system, topology, positions_nm, ...)``."""
+    warnings.warn("run_npt(system, topology, positions_nm, ...) is deprecated; use run_density(liquid, out_dir, "
+                  "protocol, system=...) with a LiquidSetup (LiquidSetup.in_process wraps a System you hold)",
+                  DeprecationWarning, stacklevel=2)
+    if not system.usesPeriodicBoundaryConditions():
+        raise PropertyError("NPT density needs a periodic System (a liquid box)")
+    liquid = LiquidSetup.in_process(system, topology, positions_nm, box_vectors_nm, total_mass_amu)
+    return run_density(liquid, out_dir, protocol, system=system, parameters=parameters,
+                       derivative_parameters=derivative_parameters, progress=progress)
 
 
 def density_result_from_records(records, protocol: NPTProtocol, parameters, derivative_parameters, mass_amu,
@@ -184,10 +185,6 @@ def _registered_derivatives(system) -> list[str]:
             if hasattr(force, getter):
                 names += [force.getEnergyParameterDerivativeName(i) for i in range(getattr(force, getter)())]
     return sorted(set(names))
-
-
-def _system_mass(system) -> float:
-    return float(sum(system.getParticleMass(i)._value for i in range(system.getNumParticles())))
 
 
 def load_density_result(out_dir: str | Path) -> dict:

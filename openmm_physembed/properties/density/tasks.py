@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...simulation.liquid_setup import LiquidSetup
-from .npt import DensityResult, NPTProtocol, run_npt
+from .npt import DensityResult, NPTProtocol, run_density
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,4 @@ class DensityTask:
 
 def run_density_task(task: DensityTask) -> DensityResult:
     """Worker entry point (module level, so it pickles by reference)."""
-    setup = task.setup
-    return run_npt(setup.system(), setup.topology, setup.positions_nm, task.out_dir, task.protocol,
-                   box_vectors_nm=setup.box_vectors_nm, parameters=task.parameters,
-                   total_mass_amu=setup.total_mass_amu, progress=task.progress)
+    return run_density(task.setup, task.out_dir, task.protocol, parameters=task.parameters, progress=task.progress)

@@ -52,7 +52,7 @@ def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology
     from openmm import unit
 
     from ...potentials.corrected_system import CorrectedMACESystem
-    from ...simulation.setup import make_simulation
+    from ...simulation.contexts import make_simulation
 
     structures = _read_scan(scan_path)
     topology = read_pdb_topology(topology_pdb, PropertyError, fix=REGENERATE_TOPOLOGY)
@@ -76,8 +76,9 @@ def evaluate_volume_scan(model_path: str | Path, scan_path: str | Path, topology
         context.setPeriodicBoxVectors(*(atoms.cell.array / ANGSTROM_PER_NM))
         context.setPositions(atoms.positions / ANGSTROM_PER_NM)
         state = context.getState(getEnergy=True, getForces=True)
-        energy_ev = state.getPotentialEnergy()._value * EV_PER_KJ_PER_MOL
-        forces = state.getForces(asNumpy=True)._value * EV_PER_KJ_PER_MOL / ANGSTROM_PER_NM  # eV/A
+        energy_ev = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * EV_PER_KJ_PER_MOL
+        forces = (state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+                  * EV_PER_KJ_PER_MOL / ANGSTROM_PER_NM)  # eV/A
         return energy_ev, forces
 
     rows = []

@@ -111,6 +111,7 @@ def force_groups_in(system) -> set[int]:
 def energy_discontinuities(system) -> list[str]:
     """Forces whose energy jumps at a cutoff (finite-difference pressure picks up crossing pairs)."""
     import openmm
+    from openmm import unit
 
     found = []
     cutoff_methods = (openmm.NonbondedForce.CutoffPeriodic, openmm.NonbondedForce.CutoffNonPeriodic,
@@ -119,11 +120,12 @@ def energy_discontinuities(system) -> list[str]:
         if isinstance(force, openmm.NonbondedForce) and force.getNonbondedMethod() in cutoff_methods \
                 and force.getNonbondedMethod() != openmm.NonbondedForce.LJPME and not force.getUseSwitchingFunction():
             found.append(f"force {index} ({force.getName()}): Lennard-Jones truncated at "
-                         f"{force.getCutoffDistance()._value:g} nm without a switching function")
+                         f"{force.getCutoffDistance().value_in_unit(unit.nanometer):g} nm without a switching function")
         elif isinstance(force, openmm.CustomNonbondedForce) and force.getNonbondedMethod() in (
                 openmm.CustomNonbondedForce.CutoffPeriodic, openmm.CustomNonbondedForce.CutoffNonPeriodic) \
                 and not force.getUseSwitchingFunction():
-            found.append(f"force {index} ({force.getName()}): truncated at {force.getCutoffDistance()._value:g} nm "
+            found.append(f"force {index} ({force.getName()}): truncated at "
+                         f"{force.getCutoffDistance().value_in_unit(unit.nanometer):g} nm "
                          "without a switching function")
     return found
 
@@ -175,11 +177,15 @@ class PressureTensorProvider:
         raise NotImplementedError
 
     def kinetic_bar(self, context, state) -> np.ndarray:
+        from openmm import unit
+
         if self._masses is None:
             system = context.getSystem()
-            self._masses = np.array([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
-        velocities = state.getVelocities(asNumpy=True)._value
-        return kinetic_pressure_bar(self._masses, velocities, state.getPeriodicBoxVolume()._value)
+            self._masses = np.array([system.getParticleMass(i).value_in_unit(unit.dalton)
+                                     for i in range(system.getNumParticles())])
+        velocities = state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond)
+        volume = state.getPeriodicBoxVolume().value_in_unit(unit.nanometer**3)
+        return kinetic_pressure_bar(self._masses, velocities, volume)
 
     def compute_bar(self, context, state=None) -> np.ndarray:
         """Full (3, 3) pressure tensor in bar; ``state`` must hold velocities (fetched if None)."""
@@ -233,8 +239,9 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
 
     def prepare_system(self, system) -> None:
         import openmm
+        from openmm import unit
 
-        from ...simulation.plugins import is_torch_force
+        from ...simulation.system_xml import is_torch_force
 
         super().prepare_system(system)
         groups = ALL_GROUPS if self.force_groups is None else self.force_groups
@@ -254,8 +261,8 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
         for force in system.getForces():
             if isinstance(force, (openmm.MonteCarloBarostat, openmm.MonteCarloFlexibleBarostat,
                                   openmm.MonteCarloMembraneBarostat)):
-                pressure = float(getattr(force.getDefaultPressure(), "_value", force.getDefaultPressure()))
-                temperature = float(getattr(force.getDefaultTemperature(), "_value", force.getDefaultTemperature()))
+                pressure = force.getDefaultPressure().value_in_unit(unit.bar)
+                temperature = force.getDefaultTemperature().value_in_unit(unit.kelvin)
         barostat = openmm.MonteCarloFlexibleBarostat(pressure, temperature, 0, self.scale_molecules_as_rigid)
         barostat.setName(STRESS_BAROSTAT_NAME)
         self._barostat_index = system.addForce(barostat)
@@ -277,6 +284,8 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
                             "before creating the Simulation/Context")
 
     def virial_bar(self, context, state=None) -> np.ndarray:
+        from openmm import unit
+
         if self.force_groups is not None and not self.force_groups:
             return np.zeros((3, 3))
         barostat = self._barostat(context)
@@ -288,7 +297,7 @@ class FiniteDifferencePressureTensor(PressureTensorProvider):
             stress = barostat.computeStressTensor(context, False)
         finally:
             integrator.setIntegrationForceGroups(previous)
-        stress = np.asarray(getattr(stress, "_value", stress), dtype=float)
+        stress = np.asarray(stress.value_in_unit(unit.bar), dtype=float)
         return -voigt_to_tensor(stress)
 
     def describe(self) -> dict:
@@ -319,7 +328,7 @@ class ExactMACEPressureTensor(PressureTensorProvider):
         self._on_device: dict = {}  # copies of the module on the GPUs Contexts ran on
 
     def prepare_system(self, system) -> None:
-        from ...simulation.plugins import is_torch_force
+        from ...simulation.system_xml import is_torch_force
 
         super().prepare_system(system)
         torch_forces = [f for f in system.getForces() if is_torch_force(f)]
@@ -349,6 +358,8 @@ class ExactMACEPressureTensor(PressureTensorProvider):
     def mace_virial_bar(self, state, device=None) -> np.ndarray:
         """MACE's part of the virial (bar) for ``state``, evaluated on ``device`` (default: where
         the module was built, the CPU for :func:`~openmm_physembed.potentials.add_mace_force`)."""
+        from openmm import unit
+
         from ...potentials.mace_module import mace_virial, module_on
 
         if self._module is None:
@@ -358,9 +369,9 @@ class ExactMACEPressureTensor(PressureTensorProvider):
             module = self._on_device.get(str(device))
             if module is None:
                 module = self._on_device[str(device)] = module_on(self._module, device)
-        virial_kj = mace_virial(module, state.getPositions(asNumpy=True)._value,
-                                np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value))
-        return virial_kj / state.getPeriodicBoxVolume()._value / BAR_IN_KJ_PER_MOL_NM3
+        virial_kj = mace_virial(module, state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
+                                np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)))
+        return virial_kj / state.getPeriodicBoxVolume().value_in_unit(unit.nanometer**3) / BAR_IN_KJ_PER_MOL_NM3
 
     def virial_bar(self, context, state) -> np.ndarray:
         tensor = self.mace_virial_bar(state, torch_device_of(context))
@@ -384,7 +395,7 @@ class AutoPressureTensor(PressureTensorProvider):
         self.chosen: PressureTensorProvider | None = None
 
     def prepare_system(self, system) -> None:
-        from ...simulation.plugins import has_torch_force
+        from ...simulation.system_xml import has_torch_force
 
         if has_torch_force(system):
             self.chosen = ExactMACEPressureTensor(include_kinetic=self.include_kinetic)

@@ -27,9 +27,10 @@ import numpy as np
 from ...errors import PropertyError
 from ...io import write_json
 from ...simulation.dynamics import Dynamics
-from ...simulation.engine import MDEngine, run_md
+from ...simulation.engine import MDEngine
 from ...simulation.liquid_setup import LiquidSetup
-from ...simulation.runner import CHECKPOINT_FILE, ArrayRecorder
+from ...simulation.npt import run_npt_md
+from ...simulation.runner import CHECKPOINT_FILE, ArrayRecorder, state_recorder
 from ...units import BAR_IN_KJ_PER_MOL_NM3, BOLTZMANN_KJ_PER_MOL_K
 from ..estimates import Estimate
 from .greenkubo import (
@@ -111,13 +112,15 @@ class PressureTensorReporter(ArrayRecorder):
         super().__init__(name, interval, self._sample, include=tuple(provider.state_include))
 
     def _sample(self, simulation, state) -> dict[str, np.ndarray]:
+        from openmm import unit
+
         start = time.monotonic()
         kinetic = self.provider.kinetic_bar(simulation.context, state)
         tensor = self.provider.virial_bar(simulation.context, state)
         if self.provider.include_kinetic:
             tensor = tensor + kinetic
         elapsed = time.monotonic() - start
-        volume = state.getPeriodicBoxVolume()._value
+        volume = state.getPeriodicBoxVolume().value_in_unit(unit.nanometer**3)
         return {
             "pressure_bar": tensor_to_voigt(tensor),
             "kinetic_energy_kj_mol": np.float64(0.5 * np.trace(kinetic) * volume * BAR_IN_KJ_PER_MOL_NM3),
@@ -362,7 +365,7 @@ def run_viscosity(setup: LiquidSetup, positions_nm, box_vectors_nm, out_dir: str
     executor = executor or SerialExecutor()
     futures = [executor.submit(run_viscosity_replica, task) for task in tasks]
     replicas = tuple(future.result() for future in futures)
-    from ...simulation.plugins import deserialize_system
+    from ...simulation.system_xml import deserialize_system
 
     # The XML alone (no MACE model load) is enough to find truncated cutoffs.
     classical = deserialize_system(setup.system_xml)
@@ -403,18 +406,13 @@ def run_npt_frames(setup: LiquidSetup, out_dir: str | Path, protocol=None, frame
     from ..density import NPTProtocol
 
     protocol = protocol or NPTProtocol()
-
-    def sample(sim, state):
-        return {"positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float64),
-                "box_nm": np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64)}
-
-    recorder = ArrayRecorder("frames", frame_interval, sample, ("positions",), enforce_periodic_box=True)
+    recorder = state_recorder("frames", frame_interval, ("positions", "box"), positions_dtype=np.float64,
+                              enforce_periodic_box=True)
     run_dir = Path(out_dir) / "npt"
-    records = run_md(setup.system(), setup.topology, setup.positions_nm, protocol.dynamics, protocol.n_steps, run_dir,
-                     [recorder], {"protocol": asdict(protocol), "frame_interval": frame_interval, "label": setup.label},
-                     box_vectors_nm=setup.box_vectors_nm, parameters=parameters,
-                     minimize_iterations=500 if protocol.minimize else 0,
-                     progress="NPT equilibration" if progress else None)["frames"]
+    records = run_npt_md(setup, protocol.dynamics, protocol.n_steps, run_dir, [recorder],
+                         {"protocol": asdict(protocol), "frame_interval": frame_interval, "label": setup.label},
+                         parameters=parameters, minimize_iterations=500 if protocol.minimize else 0,
+                         progress="NPT equilibration" if progress else None)["frames"]
     if len(records["step"]) == 0:
         raise PropertyError(f"the NPT run in {run_dir} recorded no frames; lower frame_interval")
     time_ps = protocol.dynamics.ps(records["step"])

@@ -1,4 +1,4 @@
-"""Making OpenMM aware of molecules in Systems whose forces do not define bonds.
+"""The molecule list a barostat needs in Systems whose forces do not define bonds (MACE-only Systems).
 
 OpenMM finds molecules through the bonds its forces declare. A System made of a TorchForce (and
 a CustomNonbondedForce) declares none, so a MonteCarloBarostat would scale every atom on its own

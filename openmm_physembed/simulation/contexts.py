@@ -1,4 +1,4 @@
-"""Building an OpenMM Simulation with the project's defaults."""
+"""Building the OpenMM Simulation (and its Context) on the chosen platform with the project's defaults."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def make_simulation(system, topology, positions_nm, integrator, platform: str | 
     """
     from openmm import app
 
-    from .plugins import has_torch_force
+    from .system_xml import has_torch_force
 
     platform_precision = platform_precision_argument(platform_precision, precision, "make_simulation")
     chosen = choose_platform(platform, system.getNumParticles(), has_torch_force(system))
@@ -31,4 +31,6 @@ def make_simulation(system, topology, positions_nm, integrator, platform: str | 
 
 
 def potential_energy_kj_mol(simulation) -> float:
-    return simulation.context.getState(getEnergy=True).getPotentialEnergy()._value
+    from openmm import unit
+
+    return simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)

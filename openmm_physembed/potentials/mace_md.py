@@ -7,20 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SimulationError
-from .dynamics import Dynamics
-from .engine import run_md
-from .runner import ArrayRecorder
+from ..simulation.dynamics import Dynamics
+from ..simulation.engine import run_md
+from ..simulation.runner import state_recorder
 
 # 0.5 fs: a MACE model that has not been tested for stability at 1 fs should not be trusted with it.
 DEFAULT_DYNAMICS = Dynamics(temperature_K=300.0, timestep_fs=0.5)
-
-
-def _frame_sampler(simulation, state):
-    return {
-        "positions_nm": state.getPositions(asNumpy=True)._value.astype(np.float32),
-        "potential_kj_mol": np.float64(state.getPotentialEnergy()._value),
-        "kinetic_kj_mol": np.float64(state.getKineticEnergy()._value),
-    }
 
 
 def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNAMICS, *, replicas: int = 1,
@@ -29,13 +21,13 @@ def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNA
                 progress: bool = True) -> dict[str, np.ndarray]:
     """MD of ``molecule`` (gas phase, ``replicas`` copies, or a box, NVT) with a MACE model.
 
-    Returns the recorded arrays (``step``, ``positions_nm``, ``potential_kj_mol``,
-    ``kinetic_kj_mol``); ``out_dir`` also gets ``start.pdb`` (topology and first frame).
+    Returns the recorded arrays (``step``, ``positions_nm``, ``potential_energy_kj_mol``,
+    ``kinetic_energy_kj_mol``); ``out_dir`` also gets ``start.pdb`` (topology and first frame).
     """
     import openmm
     from openmm import app, unit
 
-    from ..potentials.mace_force import add_mace_force
+    from .mace_force import add_mace_force
 
     if replicas < 1 or (box_molecules is not None and replicas != 1):
         raise SimulationError("give either --replicas N (gas phase) or --box N (liquid), with N >= 1")
@@ -64,7 +56,7 @@ def run_mace_md(model_path, molecule, out_dir, dynamics: Dynamics = DEFAULT_DYNA
         app.PDBFile.writeFile(topology, positions * 10.0 * unit.angstrom, handle)
     settings = {"model": str(Path(model_path).resolve()), "molecule": molecule.identity_hash(), "replicas": replicas,
                 "box": box_molecules, "density": density_g_cm3, "interval": interval, "dtype": dtype}
-    recorder = ArrayRecorder("frames", interval, _frame_sampler, ("positions", "energy"))
+    recorder = state_recorder("frames", interval, ("positions", "potential_energy", "kinetic_energy"))
     records = run_md(system, topology, positions, dynamics, n_steps, out_dir, [recorder], settings,
                      box_vectors_nm=box_vectors, block_steps=max(interval, 1000),
                      progress=f"MACE MD {molecule.name}" if progress else None)

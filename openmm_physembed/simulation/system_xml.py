@@ -1,4 +1,4 @@
-"""Serialising Systems that contain plugin forces.
+"""System XML for Systems with plugin forces: serialised without the TorchForce, refused back with one.
 
 While :data:`openmm_physembed.workarounds.TORCHFORCE_XML` is active, a System with a MACE
 TorchForce travels as XML *without* its TorchForce plus the arguments that rebuild it
