@@ -60,4 +60,4 @@ def test_simulation_imports_only_chem_and_the_utilities(path):
 
 def test_cli_common_does_not_reach_into_the_stages():
     names = package_imports((PACKAGE / "cli_common.py").read_text(), "openmm_physembed.cli_common")
-    assert {_layer(n) for n in names} <= {"executors", "chem", "errors"}, names
+    assert {_layer(n) for n in names} <= {"executors", "chem", "errors", "cli_checks"}, names
