@@ -26,20 +26,22 @@ def _number(text: str, kind: type, what: str):
     return value
 
 
+def _bounded(text: str, kind: type, what: str, accept) -> int | float:
+    """``text`` as ``kind`` when ``accept(value)``; else the one-line error saying ``what`` it must be."""
+    value = _number(text, kind, what)
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A count, a number of steps or an interval: a whole number > 0."""
-    value = _number(text, int, "a whole number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
-    return value
+    return _bounded(text, int, "a whole number > 0", lambda v: v > 0)
 
 
 def non_negative_int(text: str) -> int:
     """A count that may be zero (equilibration steps, angles per structure)."""
-    value = _number(text, int, "a whole number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+    return _bounded(text, int, "a whole number >= 0", lambda v: v >= 0)
 
 
 def finite_float(text: str) -> float:
@@ -49,25 +51,16 @@ def finite_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     """A temperature (K), time step, length, density, tolerance: finite and > 0."""
-    value = _number(text, float, "a finite number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    return _bounded(text, float, "a finite number > 0", lambda v: v > 0)
 
 
 def non_negative_float(text: str) -> float:
     """A friction, a weight, a margin, an equilibration time: finite and >= 0."""
-    value = _number(text, float, "a finite number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+    return _bounded(text, float, "a finite number >= 0", lambda v: v >= 0)
 
 
 def probability(text: str) -> float:
-    value = _number(text, float, "a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
+    return _bounded(text, float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
 
 
 def random_seed(text: str) -> int:
