@@ -120,18 +120,21 @@ def composition_counts(system: str) -> dict[str, float]:
     return {n: p / sum(parts) for n, p in zip(names.split(":"), parts)}
 
 
-def molecules_for_edge(system: str, density_g_cm3: float, edge_nm: float = MIN_BOX_EDGE_NM) -> int:
-    """Fewest molecules whose box at ``density_g_cm3`` has an edge of at least ``edge_nm``."""
-    fractions = composition_counts(system)
-    grams_per_mol = 1.0 / sum(f / MOLAR_MASS[n] for n, f in fractions.items())  # mass-fraction mean
-    nm3_per_molecule = grams_per_mol / 6.02214076e23 / density_g_cm3 * 1e21
-    return math.ceil(edge_nm ** 3 / nm3_per_molecule)
+def nm3_per_molecule(system: str, density: float) -> float:
+    """Volume of one molecule of the mixture (its mass-fraction mean molar mass) at ``density`` g/cm3."""
+    from openmm_physembed.units import density_g_cm3
+
+    mean_molar_mass = 1.0 / sum(f / MOLAR_MASS[n] for n, f in composition_counts(system).items())
+    return density_g_cm3(mean_molar_mass, 1.0) / density  # density is inverse in volume
 
 
-def box_edge_nm(system: str, n_molecules: int, density_g_cm3: float) -> float:
-    fractions = composition_counts(system)
-    grams_per_mol = 1.0 / sum(f / MOLAR_MASS[n] for n, f in fractions.items())
-    return (n_molecules * grams_per_mol / 6.02214076e23 / density_g_cm3 * 1e21) ** (1.0 / 3.0)
+def molecules_for_edge(system: str, density: float, edge_nm: float = MIN_BOX_EDGE_NM) -> int:
+    """Fewest molecules whose box at ``density`` g/cm3 has an edge of at least ``edge_nm``."""
+    return math.ceil(edge_nm ** 3 / nm3_per_molecule(system, density))
+
+
+def box_edge_nm(system: str, n_molecules: int, density: float) -> float:
+    return (n_molecules * nm3_per_molecule(system, density)) ** (1.0 / 3.0)
 
 
 def atoms_for(system: str, n_molecules: int) -> float:
@@ -199,6 +202,12 @@ class Orchestrator:
         return bool(boxes) and all(b.get("comparison", {}).get("within_2_stderr") and
                                    b.get("comparison", {}).get("stderr_target_met") for b in boxes)
 
+    @property
+    def expects_hmr(self) -> bool:
+        """What the plan assumes: HMR until the check has run and said otherwise (or --no-hmr)."""
+        checked = (self.results / "hmr_check.json").is_file()
+        return self.hmr_ok if checked else not self.args.no_hmr
+
     def md_options(self, ps: float | None = None, allow_hmr: bool = True) -> list[str]:
         ps = self.args.ps if ps is None else ps
         hmr = allow_hmr and self.hmr_ok
@@ -260,6 +269,11 @@ class Orchestrator:
                         "-o", str(self.out / "dataset"), "--no-progress"], log=self.out / "dataset" / "log.txt")
 
     def _train(self, name: str, candidate: Candidate, epochs: int, threads: int) -> None:
+        """Train (or resume) one model; the wall time of a training run start to end is kept in
+        OUT/NAME/train_wall_s.json (a resumed run is not timed: its time is partial)."""
+        timing = self.out / name / "train_wall_s.json"
+        fresh = not (self.out / name / "seed_0").exists()
+        started = time.perf_counter()
         dataset = self.out / "dataset"
         train = dataset / "train.extxyz"
         if candidate.data_fraction < 1.0:
@@ -270,6 +284,8 @@ class Orchestrator:
                         "--threads-per-seed", str(threads),
                         "--set", f"num_channels={candidate.channels}", "--set", f"max_L={candidate.max_L}",
                         "--set", f"max_num_epochs={epochs}"], log=self.out / name / "log.txt")
+        if fresh:
+            timing.write_text(json.dumps({"train_wall_s": time.perf_counter() - started, "threads": threads}))
 
     def _subset(self, train: Path, fraction: float) -> Path:
         """Every k-th training box, deterministic, so the data axis compares like with like."""
@@ -295,11 +311,16 @@ class Orchestrator:
                          "data_fraction": c.data_fraction, "epochs": self.args.sizing_epochs,
                          **{k: result.get(k) for k in ("valid_energy_rmse_mev_per_atom",
                                                        "valid_forces_rmse_mev_per_angstrom",
-                                                       "valid_stress_rmse_mev_per_angstrom3", "wall_seconds")},
+                                                       "valid_stress_rmse_mev_per_angstrom3")},
+                         **self._train_timing(f"sizing/{c.name}"),
                          "model_path": result["model_path"],
                          "md": self._time_model(result["model_path"], self.out / "sizing" / c.name)})
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "sizing.json").write_text(json.dumps({"rows": rows}, indent=1))
+
+    def _train_timing(self, name: str) -> dict:
+        path = self.out / name / "train_wall_s.json"
+        return json.loads(path.read_text()) if path.is_file() else {"train_wall_s": None}
 
     def _time_model(self, model: str, out: Path) -> dict:
         """NPT step and bare-model cost of one model file on the density runs' EMC box."""
@@ -404,6 +425,8 @@ class Orchestrator:
         """Each run's density time series, so every mean and error can be recomputed from the results."""
         import numpy as np
 
+        from openmm_physembed.units import density_g_cm3
+
         series_dir = self.results / "density_series"
         for density_json in sorted(self.out.glob("**/density.json")):
             run = density_json.parent
@@ -415,7 +438,6 @@ class Orchestrator:
             volume = np.concatenate([d["volume_nm3"] for d in data])
             meta = json.loads(density_json.read_text())
             timestep_fs = meta["protocol"]["dynamics"]["timestep_fs"]
-            grams = meta["total_mass_amu"] / 6.02214076e23
             rel = run.relative_to(self.out)
             target = series_dir / ("__".join(rel.parts) + ".csv")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -423,13 +445,12 @@ class Orchestrator:
                 writer = csv.writer(handle)
                 writer.writerow(["time_ps", "volume_nm3", "density_g_cm3"])
                 for s, v in zip(step, volume):
-                    writer.writerow([f"{s * timestep_fs * 1e-3:.3f}", f"{v:.6f}", f"{grams / (v * 1e-21):.6f}"])
+                    writer.writerow([f"{s * timestep_fs * 1e-3:.3f}", f"{v:.6f}", f"{density_g_cm3(meta['total_mass_amu'], v):.6f}"])
 
     # ---- plan -------------------------------------------------------------------------------------
     def plan(self) -> list[tuple[str, float]]:
         a = self.args
-        steps_per_point = a.ps * 1000 / (2.0 if (self.hmr_ok or not (self.results / "hmr_check.json").is_file()
-                                                  and not a.no_hmr) else 1.0)
+        steps_per_point = a.ps * 1000 / (2.0 if self.expects_hmr else 1.0)
         atoms = {r[0]: atoms_for(r[0], self.n_molecules(r[0], r[2])) for r in ROWS}
         point = {r: steps_per_point * atoms[r[0]] * MS_PER_ATOM_STEP * 1e-3 for r in ROWS}
         n_label = 6 * (60 + 10 + 4 * 6 + 3 * 6)
