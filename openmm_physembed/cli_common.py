@@ -7,6 +7,16 @@ import argparse
 from .cli_checks import positive_float, positive_int
 
 
+def add_precision_option(parser) -> None:
+    """``--precision`` (alias ``--dtype``): the MACE dtype, as in openmm-ml; default the model file's own.
+
+    The names are those of potentials.mace_model.PRECISIONS (not imported: the CLI layer stays light).
+    """
+    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
+                        default=None,
+                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
+
+
 def add_executor_options(parser: argparse.ArgumentParser, workers_help: str | None = None) -> None:
     """``--workers``, ``--dask-scheduler``, ``--serial``; ``workers_help`` for a command whose default differs."""
     group = parser.add_argument_group("where independent jobs run")

@@ -64,22 +64,23 @@ def summary_table(summary: dict[str, dict], test_ps: float, temperature_K: float
 
 
 def protocol_overrides(items: list[str]) -> dict:
-    """``["angles_per_structure=3"]`` -> ``{"angles_per_structure": 3}``, refusing fields StabilityProtocol lacks."""
-    import ast
+    """``["angles_per_structure=3"]`` -> ``{"angles_per_structure": 3}``, refusing fields StabilityProtocol lacks.
+
+    The KEY=VALUE parsing is ``physembed train --set``'s (literal values, else text).
+    """
     from dataclasses import fields
 
+    from openmm_physembed.errors import TrainingError
     from openmm_physembed.stability.protocol import StabilityProtocol
+    from openmm_physembed.training.commands import parse_overrides
 
     known = {f.name for f in fields(StabilityProtocol)}
-    overrides = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in known:
-            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
-        try:
-            overrides[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[key] = text
+    try:
+        overrides = parse_overrides(items)
+    except TrainingError as exc:
+        raise SystemExit(str(exc)) from None
+    if unknown := sorted(set(overrides) - known):
+        raise SystemExit(f"--set {', '.join(unknown)}: not a StabilityProtocol field; one of {', '.join(sorted(known))}")
     return overrides
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..cli_checks import existing_file, md_seed, non_negative_float, platform_name, positive_float, positive_int
-from ..cli_common import add_cache_option, add_molecule_argument, molecule_from_args
+from ..cli_common import add_cache_option, add_molecule_argument, add_precision_option, molecule_from_args
 
 
 def register(subparsers) -> None:
@@ -27,9 +27,7 @@ def register(subparsers) -> None:
     md.add_argument("--temperature", type=positive_float, default=300.0, help="K")
     md.add_argument("--friction", type=non_negative_float, default=1.0, help="1/ps")
     md.add_argument("--interval", type=positive_int, default=100, help="steps between recorded frames")
-    md.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
-                    default=None,
-                    help="MACE precision, single = float32, double = float64 (default: the model file's own)")
+    add_precision_option(md)
     md.add_argument("--seed", type=md_seed, default=2024)
     md.add_argument("--platform", type=platform_name, default=None,
                     help="OpenMM platform (default: CUDA if present, else CPU)")

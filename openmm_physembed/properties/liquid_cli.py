@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli_checks import existing_file, finite_float, md_seed, platform_name, positive_float, positive_int
+from ..cli_common import add_precision_option
 
 
 def add_liquid_options(parser: argparse.ArgumentParser) -> None:
@@ -78,9 +79,7 @@ def add_model_and_npt_options(parser: argparse.ArgumentParser) -> None:
                         help="GAFF nonbonded cutoff, nm, of a GAFF base (PME and the LJ long-range correction "
                              "beyond; a small box needs a shorter one, e.g. 0.45 of its edge)")
     parser.add_argument("--charge-method", choices=["bcc", "gasteiger"], default="bcc")
-    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default=None,
-                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
+    add_precision_option(parser)
     parser.add_argument("--temperature", type=positive_float, default=None,
                         help="K (default: the experiment's or 298.15)")
     parser.add_argument("--pressure", type=finite_float, default=1.0, help="bar")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...cli_checks import existing_dir, existing_file, finite_float, platform_name, positive_float, positive_int
+from ...cli_common import add_precision_option
 from ..liquid_cli import (
     add_correction_options,
     add_hydrogen_mass_option,
@@ -229,9 +230,7 @@ def _register_volume_scan(subparsers) -> None:
     parser.add_argument("--dataset", required=True, type=existing_dir,
                         help="directory of `physembed liquid-dataset` (test_scan.extxyz, topology.pdb)")
     add_correction_options(parser)
-    parser.add_argument("--precision", "--dtype", dest="dtype", choices=["float32", "float64", "single", "double"],
-                        default=None,
-                        help="MACE precision, single = float32, double = float64 (default: the model file's own)")
+    add_precision_option(parser)
     parser.add_argument("--platform", type=platform_name, default=None)
     parser.add_argument("-o", "--out", default=None, help="output directory (default DATASET/volume_scan)")
     parser.set_defaults(handler=_volume_scan)
