@@ -167,10 +167,15 @@ class Orchestrator:
         print("$ " + " ".join(f"'{c}'" if " " in c else c for c in command), flush=True)
         if log is None:
             code = subprocess.run(command, env=env).returncode
-        else:
+        else:  # the console keeps the command's progress bars, the log keeps a copy
             log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a") as handle:
-                code = subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+            with open(log, "ab") as handle:
+                process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                for chunk in iter(lambda: process.stdout.read1(4096), b""):
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                    handle.write(chunk)
+                code = process.wait()
         if code != 0:
             raise SystemExit(f"`physembed {argv[0]}` failed (exit {code}{', log ' + str(log) if log else ''}); "
                              "rerun this script to resume")
